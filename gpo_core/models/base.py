@@ -1,0 +1,105 @@
+"""The chat-model seam: one protocol for the task model (scorer) and the optimizer model.
+
+Implementations: :mod:`gpo_core.models.openai_chat` (OpenAI or any OpenAI-compatible
+server through the ``openai`` SDK), :mod:`gpo_core.models.local_llama` (embedded
+SmolLM2-135M-Instruct via llama-cpp-python), :mod:`gpo_core.models.cache` (a persistent
+SQLite cache wrapping either) and :mod:`gpo_core.models.scripted` (scripted fake for tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat-completion request.
+
+    messages: tuple of ``(role, content)`` pairs, role in {"system", "user", "assistant"}.
+    temperature: sampling temperature (>= 0). max_tokens: completion cap in tokens.
+    sample_index: which of N samples of the same request this is; part of the cache key so
+    the N candidates of one step differ while a repeated run hits the cache.
+    """
+
+    messages: tuple[tuple[str, str], ...]
+    temperature: float = 0.0
+    max_tokens: int = 256
+    sample_index: int = 0
+
+    @staticmethod
+    def user(text: str, **kwargs) -> "ChatRequest":
+        """A single user-message request."""
+        return ChatRequest(messages=(("user", text),), **kwargs)
+
+
+@dataclass
+class Completion:
+    """The outcome of one request; never raises for a per-call failure.
+
+    text: completion text ("" on error). prompt_tokens / completion_tokens: usage in tokens
+    as reported by the backend (0 when unknown or cached). attempts: HTTP attempts made
+    (1 = no retry; 0 = served from cache). error: None, or a one-line reason when every
+    attempt failed. latency_s: wall time of the call in seconds. cached: served from cache.
+    """
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 1
+    error: str | None = None
+    latency_s: float = 0.0
+    cached: bool = False
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first (0 when the first attempt succeeded or cached)."""
+        return max(0, self.attempts - 1)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Anything that answers chat requests.
+
+    ``name`` identifies the model in cache keys and run files (e.g. ``"gpt-4o-mini"`` or
+    ``"local:SmolLM2-135M-Instruct.Q4_1"``). ``max_concurrency`` is the most calls the
+    implementation can usefully run at once (1 for the embedded model).
+    ``complete`` must be thread-safe and must return a :class:`Completion` with ``error``
+    set rather than raise on a failing call.
+    """
+
+    name: str
+    max_concurrency: int
+
+    def complete(self, request: ChatRequest) -> Completion: ...
+
+
+@dataclass
+class TokenUsage:
+    """Token and call counters, summed over calls (per step or per run)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    cached_calls: int = 0
+    retries: int = 0
+    failed_calls: int = 0
+
+    def add(self, c: Completion) -> None:
+        self.prompt_tokens += c.prompt_tokens
+        self.completion_tokens += c.completion_tokens
+        self.calls += 1
+        self.cached_calls += int(c.cached)
+        self.retries += c.retries
+        self.failed_calls += int(c.error is not None)
+
+    def merge(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(**{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__})
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -1,0 +1,338 @@
+"""OpenAI (or any OpenAI-compatible server) as a :class:`~gpo_core.models.base.ChatModel`.
+
+Library: the ``openai`` SDK (``client.chat.completions.create``) with the SDK's own retries
+disabled (``max_retries=0``) and retries done by ``tenacity`` so that every HTTP attempt is
+counted in :attr:`Completion.attempts`.
+
+Retried: timeouts, connection errors, HTTP 408/409/429 (honouring ``retry-after-ms`` /
+``Retry-After``, capped by ``max_retry_wait_s``), HTTP 5xx, and malformed replies (body not
+JSON, no ``choices``). Not retried: HTTP 400/401/403/404/422 and 429 ``insufficient_quota``;
+they give ``Completion(error=...)`` at once. Empty or null content is not an error: it gives
+``text=""``.
+
+The API key lives only inside the ``openai.OpenAI`` client object: it is never kept in
+another attribute, shown by ``repr``, or put in an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import importlib
+import json
+import os
+import random
+import time
+from types import ModuleType
+from typing import Any
+
+import openai
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from gpo_core.errors import ConfigError
+from gpo_core.models.base import ChatModel, ChatRequest, Completion
+
+__all__ = ["OpenAIChatModel", "check_connection", "retry_after_seconds", "http_library", "NO_KEY_PLACEHOLDER"]
+
+#: Sent as the API key to OpenAI-compatible servers that need none (most local servers).
+NO_KEY_PLACEHOLDER = "not-needed"
+
+_RETRY_STATUS = frozenset({408, 409, 429})
+_MAX_MESSAGE_CHARS = 200
+
+
+class MalformedReplyError(Exception):
+    """The server answered HTTP 200 with a body that is not a usable chat completion."""
+
+
+def http_library() -> ModuleType:
+    """The HTTP library the installed ``openai`` SDK is built on (``httpx``, or ``httpx2`` in
+    SDK 3.x): the module whose ``Client`` ``openai.DefaultHttpxClient`` extends."""
+    for cls in openai.DefaultHttpxClient.__mro__:
+        root = cls.__module__.split(".")[0]
+        if cls.__name__ == "Client" and root.startswith("httpx"):
+            return importlib.import_module(root)
+    return importlib.import_module("httpx")
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            code = err.get("code") or err.get("type")
+            return str(code) if code is not None else None
+    return None
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """Whether a failed attempt is worth another try."""
+    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, MalformedReplyError,
+                        json.JSONDecodeError)):
+        # APITimeoutError is an APIConnectionError; the SDK lets json.JSONDecodeError out
+        # when a 200 body does not parse.
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        code = exc.status_code
+        if code == 429 and _error_code(exc) == "insufficient_quota":
+            return False
+        return code in _RETRY_STATUS or code >= 500
+    return False
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date).
+
+    headers: a mapping with case-insensitive ``get`` (``httpx.Headers``). Returns None when
+    absent or unparsable, else a value >= 0. Source: the OpenAI API's rate-limit headers.
+    """
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class OpenAIChatModel:
+    """A chat model served by OpenAI or an OpenAI-compatible endpoint.
+
+    model: model name sent to the server (also :attr:`name`). api_key: the key; default the
+    ``OPENAI_API_KEY`` environment variable; with neither, a ``base_url`` endpoint gets the
+    placeholder ``"not-needed"`` and the OpenAI endpoint raises :class:`ConfigError`.
+    base_url: e.g. ``"http://localhost:8000/v1"``; None means ``OPENAI_BASE_URL`` or OpenAI.
+    timeout_s: per-attempt timeout (seconds). max_attempts: HTTP attempts per call (>= 1).
+    max_retry_wait_s: cap on any single wait between attempts, including a server's
+    ``Retry-After`` (seconds). max_total_s: retrying stops once the elapsed time plus the
+    next wait reaches this many seconds, so a call lasts at most about
+    ``max_total_s + timeout_s``.
+    max_concurrency: calls the engine may run at once; sizes the HTTP connection pool.
+    backoff_s: first backoff wait (doubles per attempt, with jitter in [50%, 100%]).
+    seed: seeds the jitter's ``random.Random`` (one per instance). send_seed: send
+    ``seed=request.sample_index`` so samples differ but are reproducible where the server
+    supports it. max_tokens_param: ``"max_tokens"`` or ``"max_completion_tokens"``.
+
+    Raises ConfigError for invalid settings. :meth:`complete` never raises for a failing call.
+    """
+
+    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
+                 timeout_s: float = 30.0, max_attempts: int = 4, max_retry_wait_s: float = 20.0,
+                 max_concurrency: int = 16, max_total_s: float = 120.0, backoff_s: float = 0.5,
+                 seed: int = 0, send_seed: bool = True, max_tokens_param: str = "max_tokens"):
+        if not model or not str(model).strip():
+            raise ConfigError("model", "the model name is empty")
+        if max_attempts < 1:
+            raise ConfigError("max_attempts", f"must be >= 1, got {max_attempts}")
+        if max_concurrency < 1:
+            raise ConfigError("max_concurrency", f"must be >= 1, got {max_concurrency}")
+        if timeout_s <= 0:
+            raise ConfigError("timeout_s", f"must be > 0 seconds, got {timeout_s}")
+        if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
+            raise ConfigError("max_tokens_param", f"must be 'max_tokens' or 'max_completion_tokens', got {max_tokens_param!r}")
+        key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if key is None:
+            if base_url is None and not os.environ.get("OPENAI_BASE_URL"):
+                raise ConfigError("api_key", "no API key: enter one or set the OPENAI_API_KEY environment variable")
+            key = NO_KEY_PLACEHOLDER
+        self.name = str(model)
+        self.model = str(model)
+        self.max_concurrency = int(max_concurrency)
+        self.timeout_s = float(timeout_s)
+        self.max_attempts = int(max_attempts)
+        self.max_retry_wait_s = float(max_retry_wait_s)
+        self.max_total_s = float(max_total_s)
+        self.backoff_s = float(backoff_s)
+        self._send_seed = bool(send_seed)
+        self._max_tokens_param = max_tokens_param
+        self._rng = random.Random(seed)
+        http_client = openai.DefaultHttpxClient(
+            limits=http_library().Limits(max_connections=self.max_concurrency + 4,
+                                max_keepalive_connections=self.max_concurrency + 4),
+        )
+        self._client = openai.OpenAI(api_key=key, base_url=base_url, timeout=self.timeout_s,
+                                     max_retries=0, http_client=http_client)
+        del key, api_key
+        self._create = self._client.chat.completions.create
+        self.base_url = str(self._client.base_url).rstrip("/")
+
+    # ------------------------------------------------------------------ protocol
+
+    def complete(self, request: ChatRequest) -> Completion:
+        """Answer one request; errors come back as ``Completion(error=...)``, never raised."""
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": r, "content": c} for r, c in request.messages],
+            "temperature": request.temperature,
+            self._max_tokens_param: request.max_tokens,
+        }
+        if self._send_seed:
+            kwargs["seed"] = request.sample_index
+        attempts = 0
+        create = self._create
+        try:
+            for attempt in Retrying(stop=self._stop, wait=self._wait, retry=retry_if_exception(_is_retryable),
+                                    reraise=True):
+                with attempt:
+                    attempts += 1
+                    text, pt, ct = _read_reply(create(**kwargs))
+        except Exception as exc:  # noqa: BLE001 - a per-call failure becomes Completion.error
+            reason = self._describe(exc)
+            if attempts > 1:
+                reason = f"{reason} (gave up after {attempts} attempts)"
+            return Completion(text="", attempts=attempts, error=reason, latency_s=time.perf_counter() - t0)
+        return Completion(text=text, prompt_tokens=pt, completion_tokens=ct, attempts=attempts,
+                          latency_s=time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ retry policy
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        hint = None
+        if isinstance(exc, openai.APIStatusError):
+            hint = retry_after_seconds(exc.response.headers)
+        if hint is None:
+            base = min(self.max_retry_wait_s, self.backoff_s * (2 ** (state.attempt_number - 1)))
+            wait = base * (0.5 + 0.5 * self._rng.random())
+        else:
+            wait = min(hint, self.max_retry_wait_s)
+        return wait
+
+    def _stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self.max_attempts:
+            return True
+        elapsed = time.monotonic() - state.start_time
+        upcoming = getattr(state, "upcoming_sleep", 0.0) or 0.0
+        # the next attempt may itself take up to timeout_s; stop if it cannot finish in budget
+        return elapsed + upcoming >= self.max_total_s
+
+    # ------------------------------------------------------------------ messages
+
+    def _scrub(self, text: str) -> str:
+        key = self._client.api_key
+        if key and len(key) >= 8 and key in text:
+            text = text.replace(key, "***")
+        text = " ".join(text.split())
+        return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
+
+    def _describe(self, exc: BaseException) -> str:
+        """A one-line, key-free reason for a failed call."""
+        if isinstance(exc, openai.APITimeoutError):
+            return f"request timed out after {self.timeout_s:g} s ({self.base_url})"
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return f"cannot connect to {self.base_url}: {self._scrub(type(cause).__name__ + ': ' + str(cause))}"
+        if isinstance(exc, openai.APIStatusError):
+            code = exc.status_code
+            server_msg = self._scrub(_server_message(exc))
+            if code == 401:
+                return f"authentication failed (HTTP 401) at {self.base_url}: check the API key"
+            if code == 403:
+                return f"permission denied (HTTP 403) for model '{self.model}': {server_msg}"
+            if code == 404:
+                return (f"unknown model '{self.model}' (HTTP 404 from {self.base_url}; "
+                        f"check the model name and base URL): {server_msg}")
+            if code == 429:
+                if _error_code(exc) == "insufficient_quota":
+                    return f"quota exceeded (HTTP 429 insufficient_quota): check the plan and billing: {server_msg}"
+                return f"rate limited (HTTP 429): {server_msg}"
+            if code >= 500:
+                return f"server error (HTTP {code}) at {self.base_url}: {server_msg}"
+            return f"bad request (HTTP {code}) for model '{self.model}': {server_msg}"
+        if isinstance(exc, (MalformedReplyError, json.JSONDecodeError, openai.APIResponseValidationError)):
+            return f"malformed reply from {self.base_url}: {self._scrub(str(exc))}"
+        return f"unexpected error calling {self.base_url}: {self._scrub(type(exc).__name__ + ': ' + str(exc))}"
+
+    # ------------------------------------------------------------------ misc
+
+    def probe(self, timeout_s: float = 10.0) -> tuple[bool, str, float]:
+        """One tiny call, no retry, with a short timeout: ``(ok, message, seconds)``."""
+        t0 = time.perf_counter()
+        try:
+            resp = self._create(model=self.model, messages=[{"role": "user", "content": "Reply with the word OK."}],
+                                timeout=timeout_s, **{self._max_tokens_param: 5})
+            text, _, _ = _read_reply(resp)
+        except Exception as exc:  # noqa: BLE001
+            return False, self._describe(exc), time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        return True, f"connected: model '{self.model}' at {self.base_url} answered in {seconds:.2f} s", seconds
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> "OpenAIChatModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r}, "
+                f"max_concurrency={self.max_concurrency}, timeout_s={self.timeout_s:g})")
+
+    def __getstate__(self) -> Any:
+        raise TypeError("OpenAIChatModel cannot be pickled (it holds a live client and key)")
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    return str(getattr(exc, "message", "") or exc)
+
+
+def _read_reply(resp: Any) -> tuple[str, int, int]:
+    """``(text, prompt_tokens, completion_tokens)`` from a ChatCompletion; raises MalformedReplyError."""
+    try:
+        choices = resp.choices
+        if not choices:
+            raise MalformedReplyError("the reply has no choices")
+        message = choices[0].message
+        content = message.content if message is not None else None
+        usage = resp.usage
+    except AttributeError as exc:
+        raise MalformedReplyError(f"unexpected reply shape ({type(resp).__name__})") from exc
+    if content is not None and not isinstance(content, str):
+        raise MalformedReplyError(f"content is {type(content).__name__}, not text")
+    pt = ct = 0
+    if usage is not None:
+        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+    return content or "", pt, ct
+
+
+def check_connection(model: ChatModel, timeout_s: float = 10.0) -> tuple[bool, str, float]:
+    """Test a model with one tiny call: ``(ok, message, seconds)`` (the app's "test connection").
+
+    For :class:`OpenAIChatModel`: a single attempt with ``timeout_s`` (seconds), no retry.
+    For any other ChatModel: one ``complete`` of a 5-token request. Never raises.
+    """
+    if isinstance(model, OpenAIChatModel):
+        return model.probe(timeout_s)
+    t0 = time.perf_counter()
+    try:
+        c = model.complete(ChatRequest.user("Reply with the word OK.", max_tokens=5))
+    except Exception as exc:  # noqa: BLE001
+        return False, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if c.error:
+        return False, c.error, seconds
+    return True, f"connected: model '{model.name}' answered in {seconds:.2f} s", seconds

@@ -1,0 +1,39 @@
+"""Home: what GPO does, where to start, which models are active."""
+
+import streamlit as st
+
+from gpo_core import views
+from gpo_core.studio import Studio
+
+studio: Studio = st.session_state["studio"]
+
+st.title("GPO Studio")
+st.markdown(
+    "GPO optimizes a prompt the way gradient descent optimizes weights "
+    "([Tang et al. 2024](https://arxiv.org/abs/2402.17564)). Each **step** shows an *optimizer model* "
+    "a few earlier prompts with their scores (the **update direction**), the current prompt and an "
+    "**edit budget** (\"change at most N words\", decaying like a learning rate). It writes candidate "
+    "prompts; the *task model* answers your dev examples with each one, and the best becomes the next prompt. "
+    "Here you can watch every step, edit candidates, and accept or reject them by hand."
+)
+
+st.subheader("Where to start")
+st.markdown(
+    "1. **Task**: pick a sample task or upload a CSV / JSONL / JSON file of labeled examples.\n"
+    "2. **Models**: keep the embedded offline model, or use OpenAI or any OpenAI-compatible server.\n"
+    "3. **Optimize**: score the starting prompt, then run steps one at a time or automatically.\n"
+    "4. **Results**: curves, per-example answers, exports, and saved runs to reopen."
+)
+st.page_link("pages/task.py", label="Go to Task", icon=":material/table_view:")
+
+st.subheader("Active models")
+st.dataframe(views.models_frame(studio.active_models()), hide_index=True, width="stretch")
+
+st.subheader("Now")
+if studio.task is None:
+    st.info("No task loaded yet.")
+else:
+    st.text(f"Task: {studio.task.name} ({views.task_size(studio.task)} examples, {studio.task_origin})")
+if studio.session is not None:
+    s = studio.session
+    st.text(f"Run {s.state.run_id}: {len(s.state.decided_steps)} of {s.config.steps} steps done")

@@ -1,0 +1,106 @@
+"""Results: curves, the trajectory, per-example answers, exports, and saved runs to reopen."""
+
+import streamlit as st
+
+from gpo_core import charts, views
+from gpo_core.errors import GPOError
+from gpo_core.studio import Studio
+
+studio: Studio = st.session_state["studio"]
+md = views.escape_markdown
+
+st.title("Results")
+for f in studio.pop_flashes():
+    getattr(st, f.kind)(md(f.text))
+
+
+def saved_runs_section() -> None:
+    st.subheader("Saved runs")
+    st.caption(f"Runs are saved after every step in {studio.runs_root}. A browser reload forgets the open run; "
+               "reopen it here to inspect or resume it.")
+    runs = studio.saved_runs()
+    if not runs:
+        st.info("No saved runs yet.")
+        return
+    st.dataframe(views.runs_frame(runs), hide_index=True, width="stretch")
+    ids = [r["run_id"] for r in runs if "error" not in r]
+    if not ids:
+        return
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    run_id = c1.selectbox("Run", ids, key="open_run_id")
+    if c2.button("Open and resume", key="open_run"):
+        try:
+            s = studio.open_run(run_id)
+        except GPOError as e:
+            st.error(md(str(e)))
+        else:
+            studio.flash("success", f"Opened run {s.state.run_id} ({len(s.state.decided_steps)} of "
+                                    f"{s.config.steps} steps done). Continue on the Optimize page.")
+            st.rerun()
+
+
+session = studio.session
+if session is None or not session.started:
+    st.info("No scored run open in this browser session. Run one on the Optimize page, or open a saved run below.")
+    saved_runs_section()
+    st.stop()
+
+state = session.state
+best = session.best_prompt()
+st.caption(f"Run {state.run_id} · task {md(session.task_name)} · {len(state.decided_steps)} of "
+           f"{session.config.steps} steps done")
+m1, m2, m3 = st.columns(3)
+m1.metric("Starting prompt (dev)", views.pct(state.initial["dev_accuracy"]))
+m2.metric("Best prompt (dev)", views.pct(best.dev_accuracy))
+m3.metric("Starting prompt (test)", views.pct(state.initial.get("test_accuracy")))
+st.markdown("**Final prompt** (the chosen prompt with the best dev accuracy)")
+st.code(best.prompt, language=None, wrap_lines=True)
+
+c1, c2 = st.columns(2)
+c1.plotly_chart(charts.accuracy_figure(state), key="accuracy_chart")
+c2.plotly_chart(charts.budget_figure(state, session.budgets()), key="budget_chart")
+
+st.subheader("Trajectory")
+tab_steps, tab_traj = st.tabs(["Steps", "Every scored prompt"])
+tab_steps.dataframe(views.steps_frame(state), hide_index=True, width="stretch")
+tab_traj.dataframe(views.trajectory_frame(state), hide_index=True, width="stretch",
+                   column_config={"prompt": st.column_config.TextColumn(width="large")})
+
+st.subheader("Per-example results")
+options = views.prompt_options(session)
+labels = dict(options)
+keys = [k for k, _ in options]
+c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="bottom")
+key_a = c1.selectbox("Prompt", keys, format_func=labels.get, key="records_a")
+split = c2.radio("Split", ["dev", "test"], horizontal=True, key="records_split")
+wrong_only = c3.checkbox("Wrong answers only", key="records_wrong")
+recs_a = studio.records(key_a, split)
+if not recs_a:
+    st.info(f"This prompt has no {split} results (only chosen prompts are scored on test).")
+else:
+    st.caption(f"Accuracy on {split}: {views.pct(views.records_accuracy(recs_a))} ({len(recs_a)} examples)")
+    st.dataframe(views.records_frame(recs_a, wrong_only), hide_index=True, width="stretch")
+
+with st.expander("Compare two prompts side by side", expanded=False):
+    d1, d2 = st.columns(2)
+    cmp_a = d1.selectbox("Prompt A", keys, format_func=labels.get, key="cmp_a")
+    cmp_b = d2.selectbox("Prompt B", keys, index=len(keys) - 1, format_func=labels.get, key="cmp_b")
+    ra, rb = studio.records(cmp_a, split), studio.records(cmp_b, split)
+    for col, key, recs in ((d1, cmp_a, ra), (d2, cmp_b, rb)):
+        col.caption(f"{split} accuracy: {views.pct(views.records_accuracy(recs))}")
+        col.dataframe(views.records_frame(recs, wrong_only), hide_index=True, width="stretch")
+    if ra and rb:
+        st.caption("Same examples, A vs B" + (" (rows where either is wrong)" if wrong_only else ""))
+        st.dataframe(views.compare_frame(ra, rb, wrong_only), hide_index=True, width="stretch")
+
+st.subheader("Export")
+e1, e2, e3 = st.columns(3)
+e1.download_button("Final prompt (.txt)", studio.export_final_prompt(), file_name=studio.export_name("final-prompt.txt"),
+                   mime="text/plain", key="dl_prompt", on_click="ignore")
+e2.download_button("Run (.json, no keys)", studio.export_run_json(), file_name=studio.export_name("run.json"),
+                   mime="application/json", key="dl_json", on_click="ignore")
+e3.download_button("Report (.md)", studio.export_report_md(), file_name=studio.export_name("report.md"),
+                   mime="text/markdown", key="dl_report", on_click="ignore")
+
+st.divider()
+saved_runs_section()

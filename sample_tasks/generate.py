@@ -1,0 +1,404 @@
+"""Generate the bundled sample tasks (deterministic: the same files on every run).
+
+Usage: ``python sample_tasks/generate.py [OUT_DIR]`` (default: this folder).
+
+Every example is generated here from a seeded ``random.Random`` and every gold answer is
+computed by Python (no copied datasets):
+
+- boolean_expressions (true_false, JSONL): gold by evaluating the expression's syntax tree
+  (only True/False/not/and/or/parentheses are allowed; see ``eval_bool``).
+- object_counting (number, CSV): gold by summing the counts of the asked category.
+- navigation (yes_no, JSON): gold by simulating the walk on a grid.
+- date_arithmetic (multiple_choice (A)-(E), CSV): gold by ``datetime.date`` arithmetic.
+- word_sorting (exact_match, JSONL): gold by ``sorted()``.
+
+Inputs stay short (under ~60 words) so the tiny embedded model answers fast.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import datetime as dt
+import io
+import json
+import random
+import sys
+from pathlib import Path
+
+N_EXAMPLES = 180
+SEEDS = {
+    "boolean_expressions": 101,
+    "object_counting": 102,
+    "navigation": 103,
+    "date_arithmetic": 104,
+    "word_sorting": 105,
+}
+INSTRUCTION = "Let's think step by step."
+
+
+# --------------------------------------------------------------------------- boolean expressions
+
+
+def eval_bool(expr: str) -> bool:
+    """Value of a Boolean expression made only of True/False/not/and/or/parentheses.
+
+    Evaluated on Python's syntax tree (Python precedence: not > and > or); anything else
+    raises ValueError, so no code is ever executed.
+    """
+
+    def walk(node: ast.AST) -> bool:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return not walk(node.operand)
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+            return all([walk(v) for v in node.values])
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+            return any([walk(v) for v in node.values])
+        raise ValueError(f"not allowed in a Boolean expression: {ast.dump(node)}")
+
+    return walk(ast.parse(expr, mode="eval"))
+
+
+def _bool_expr(rng: random.Random, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.3:
+        leaf = rng.choice(["True", "False"])
+        return "not " * rng.choice([0, 0, 1, 2]) + leaf
+    left = _bool_expr(rng, depth - 1)
+    right = _bool_expr(rng, depth - 1)
+    expr = f"{left} {rng.choice(['and', 'or'])} {right}"
+    if rng.random() < 0.5:
+        expr = f"( {expr} )"
+        if rng.random() < 0.3:
+            expr = "not " + expr
+    return expr
+
+
+def boolean_expressions(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    while len(rows) < N_EXAMPLES:
+        want = len(rows) % 2 == 0  # balanced True / False
+        expr = _bool_expr(rng, rng.choice([2, 2, 3]))
+        if len(expr.split()) < 5 or len(expr.split()) > 18 or eval_bool(expr) != want:
+            continue
+        question = f"{expr} is"
+        if question in seen:
+            continue
+        seen.add(question)
+        rows.append({"input": question, "target": str(eval_bool(expr))})
+    return rows
+
+
+# --------------------------------------------------------------------------- object counting
+
+_NUMBER_WORDS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five"}
+_CATEGORIES: dict[str, list[tuple[str, str]]] = {
+    "musical instruments": [
+        ("piano", "pianos"), ("flute", "flutes"), ("violin", "violins"), ("trumpet", "trumpets"),
+        ("drum", "drums"), ("clarinet", "clarinets"), ("trombone", "trombones"), ("accordion", "accordions"),
+    ],
+    "fruits": [
+        ("apple", "apples"), ("banana", "bananas"), ("peach", "peaches"), ("plum", "plums"),
+        ("grape", "grapes"), ("orange", "oranges"), ("strawberry", "strawberries"), ("nectarine", "nectarines"),
+    ],
+    "vegetables": [
+        ("carrot", "carrots"), ("cabbage", "cabbages"), ("potato", "potatoes"), ("onion", "onions"),
+        ("yam", "yams"), ("head of garlic", "heads of garlic"), ("stalk of celery", "stalks of celery"),
+        ("cauliflower", "cauliflowers"),
+    ],
+    "animals": [
+        ("cat", "cats"), ("dog", "dogs"), ("rabbit", "rabbits"), ("goat", "goats"), ("cow", "cows"),
+        ("pig", "pigs"), ("snake", "snakes"), ("mouse", "mice"), ("donkey", "donkeys"), ("frog", "frogs"),
+    ],
+    "objects": [
+        ("chair", "chairs"), ("table", "tables"), ("lamp", "lamps"), ("couch", "couches"), ("bed", "beds"),
+        ("oven", "ovens"), ("microwave", "microwaves"), ("toaster", "toasters"), ("stove", "stoves"),
+        ("car", "cars"),
+    ],
+}
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def object_counting(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    cats = sorted(_CATEGORIES)
+    while len(rows) < N_EXAMPLES:
+        asked = rng.choice(cats)
+        others = [c for c in cats if c != asked]
+        n_asked = rng.randint(1, 4)
+        n_other = rng.randint(1, 3)
+        items = [(asked, it) for it in rng.sample(_CATEGORIES[asked], n_asked)]
+        for cat in rng.sample(others, n_other):
+            items.append((cat, rng.choice(_CATEGORIES[cat])))
+        rng.shuffle(items)
+        parts: list[str] = []
+        total = 0
+        for cat, (singular, plural) in items:
+            count = rng.choice([1, 1, 1, 2, 3, 4, 5])
+            if cat == asked:
+                total += count
+            parts.append(f"{_article(singular)} {singular}" if count == 1 else f"{_NUMBER_WORDS[count]} {plural}")
+        listing = ", ".join(parts[:-1]) + f", and {parts[-1]}"
+        question = f"I have {listing}. How many {asked} do I have?"
+        if question in seen:
+            continue
+        seen.add(question)
+        rows.append({"input": question, "target": str(total)})
+    return rows
+
+
+# --------------------------------------------------------------------------- navigation
+
+_NAV_QUESTION = "If you follow these instructions, do you return to the starting point?"
+_FORWARD_DIRS = {"forward": (0, 1), "backward": (0, -1), "right": (1, 0), "left": (-1, 0)}
+
+
+def simulate_walk(instructions: list[str]) -> tuple[int, int]:
+    """Final (x, y) after the instructions; start (0, 0) facing north (+y)."""
+    x, y, dx, dy = 0, 0, 0, 1
+    for ins in instructions:
+        words = ins.rstrip(".").split()
+        if ins == "Always face forward.":
+            continue
+        if words[0] == "Turn":
+            turn = words[1]
+            if turn == "left":
+                dx, dy = -dy, dx
+            elif turn == "right":
+                dx, dy = dy, -dx
+            else:  # around
+                dx, dy = -dx, -dy
+        else:  # "Take N step(s)[ direction]."
+            n = int(words[1])
+            if len(words) == 4:
+                fx, fy = _FORWARD_DIRS[words[3]]
+                x, y = x + n * fx, y + n * fy
+            else:
+                x, y = x + n * dx, y + n * dy
+    return x, y
+
+
+def _steps(n: int, direction: str = "") -> str:
+    word = "step" if n == 1 else "steps"
+    return f"Take {n} {word}{' ' + direction if direction else ''}."
+
+
+def _chunks(total: int) -> list[int]:
+    out = []
+    while total > 0:
+        out.append(min(total, 10))
+        total -= out[-1]
+    return out
+
+
+def _nav_forward(rng: random.Random, want_return: bool) -> list[str]:
+    moves = [(rng.choice(list(_FORWARD_DIRS)), rng.randint(1, 10)) for _ in range(rng.randint(2, 4))]
+    if want_return:
+        x = sum(n * _FORWARD_DIRS[d][0] for d, n in moves)
+        y = sum(n * _FORWARD_DIRS[d][1] for d, n in moves)
+        moves += [("left" if x > 0 else "right", n) for n in _chunks(abs(x))]
+        moves += [("backward" if y > 0 else "forward", n) for n in _chunks(abs(y))]
+        rng.shuffle(moves)
+    return ["Always face forward."] + [_steps(n, d) for d, n in moves]
+
+
+def _nav_turns(rng: random.Random, want_return: bool) -> list[str]:
+    out: list[str] = []
+    for _ in range(rng.randint(2, 4)):
+        if out and rng.random() < 0.4:
+            out.append(rng.choice(["Turn left.", "Turn right.", "Turn around."]))
+        out.append(_steps(rng.randint(1, 10)))
+    if want_return:
+        # Face the origin along x, walk; then along y, walk. Turns found by trying each.
+        for axis in (0, 1):
+            pos = simulate_walk(out)
+            if pos[axis] == 0:
+                continue
+            for turn in ([], ["Turn left."], ["Turn right."], ["Turn around."]):
+                probe = out + turn + [_steps(1)]
+                if abs(simulate_walk(probe)[axis]) < abs(pos[axis]) and simulate_walk(probe)[1 - axis] == pos[1 - axis]:
+                    out += turn + [_steps(n) for n in _chunks(abs(pos[axis]))]
+                    break
+    return out
+
+
+def navigation(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    while len(rows) < N_EXAMPLES:
+        want = len(rows) % 2 == 0
+        walk = _nav_forward(rng, want) if rng.random() < 0.5 else _nav_turns(rng, want)
+        returns = simulate_walk(walk) == (0, 0)
+        if returns != want or len(walk) > 9:
+            continue
+        question = f"{_NAV_QUESTION} {' '.join(walk)}\nOptions:\n- Yes\n- No"
+        if question in seen:
+            continue
+        seen.add(question)
+        rows.append({"input": question, "target": "Yes" if returns else "No"})
+    return rows
+
+
+# --------------------------------------------------------------------------- date arithmetic
+
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December"]
+
+
+def _mmddyyyy(d: dt.date) -> str:
+    return d.strftime("%m/%d/%Y")
+
+
+def _shift_month(d: dt.date, months: int) -> dt.date:
+    m = d.month - 1 + months
+    year, month = d.year + m // 12, m % 12 + 1
+    day = min(d.day, 28)
+    return dt.date(year, month, day)
+
+
+def date_arithmetic(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    start, span = dt.date(1990, 1, 1), (dt.date(2030, 12, 31) - dt.date(1990, 1, 1)).days
+    while len(rows) < N_EXAMPLES:
+        today = start + dt.timedelta(days=rng.randint(0, span))
+        offset = rng.choice([1, -1, 7, -7, 2, 3, 5, 10, 14, 30, -2, -3, -5, -10, -14, -30])
+        if offset == 1:
+            ask = "tomorrow"
+        elif offset == -1:
+            ask = "yesterday"
+        elif abs(offset) == 7:
+            ask = "one week from today" if offset > 0 else "one week ago"
+        else:
+            ask = f"{offset} days from today" if offset > 0 else f"{-offset} days ago"
+        said = _mmddyyyy(today) if rng.random() < 0.5 else f"{_MONTHS[today.month - 1]} {today.day}, {today.year}"
+        question = f"Today is {said}. What is the date {ask} in MM/DD/YYYY?"
+        answer = today + dt.timedelta(days=offset)
+        distractors = {
+            answer + dt.timedelta(days=1),
+            answer - dt.timedelta(days=1),
+            today - dt.timedelta(days=offset),
+            _shift_month(answer, 1),
+            _shift_month(answer, -1),
+            _shift_month(answer, 12),
+            _shift_month(answer, -12),
+            today,
+        }
+        distractors.discard(answer)
+        texts = sorted({_mmddyyyy(d) for d in distractors} - {_mmddyyyy(answer)})
+        options = rng.sample(texts, 4) + [_mmddyyyy(answer)]
+        rng.shuffle(options)
+        letters = "ABCDE"
+        lines = [f"({letters[i]}) {opt}" for i, opt in enumerate(options)]
+        text = question + "\nOptions:\n" + "\n".join(lines)
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append({"input": text, "target": f"({letters[options.index(_mmddyyyy(answer))]})"})
+    return rows
+
+
+# --------------------------------------------------------------------------- word sorting
+
+_WORDS = sorted(set("""
+apple river candle marble forest pencil window garden silver thunder lemon rocket
+basket violet harbor jacket meadow pillow bottle castle dragon feather ginger helmet
+island jungle kettle ladder mirror needle orange parrot quartz rabbit saddle tomato
+umbrella valley walnut yellow zebra anchor button cactus desert engine falcon glacier
+hammer igloo jelly kitten lantern magnet noodle oyster puzzle quiver ribbon spider
+tunnel velvet wagon yogurt acorn breeze cobalt dolphin ember fossil goblet hazel
+ivory jasmine kernel lobster maple nectar olive pepper quilt raisin sponge tulip
+urchin vessel whistle axle banjo cedar daisy easel fiddle gravel hollow
+""".split()))
+
+
+def word_sorting(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    while len(rows) < N_EXAMPLES:
+        words = rng.sample(_WORDS, rng.randint(3, 7))
+        question = "Sort the following words alphabetically: List: " + " ".join(words)
+        if question in seen:
+            continue
+        seen.add(question)
+        rows.append({"input": question, "target": " ".join(sorted(words))})
+    return rows
+
+
+# --------------------------------------------------------------------------- writing
+
+TASKS = {
+    "boolean_expressions": (
+        boolean_expressions, "examples.jsonl", "true_false",
+        "Evaluate a Boolean expression of True, False, not, and, or and parentheses.",
+        "gold computed by evaluating the expression's syntax tree (Python precedence)",
+    ),
+    "object_counting": (
+        object_counting, "examples.csv", "number",
+        "Count the items of one category in a list of possessions.",
+        "gold computed by summing the counts of the asked category",
+    ),
+    "navigation": (
+        navigation, "examples.json", "yes_no",
+        "Decide whether a walk of steps and turns returns to the starting point.",
+        "gold computed by simulating the walk on a grid",
+    ),
+    "date_arithmetic": (
+        date_arithmetic, "examples.csv", "multiple_choice",
+        "Pick the date a number of days before or after a given date, options (A)-(E).",
+        "gold computed with datetime.date arithmetic",
+    ),
+    "word_sorting": (
+        word_sorting, "examples.jsonl", "exact_match",
+        "Sort a short list of words alphabetically.",
+        "gold computed with sorted()",
+    ),
+}
+
+
+def _serialize(rows: list[dict[str, str]], filename: str) -> str:
+    if filename.endswith(".csv"):
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["input", "target"])
+        for r in rows:
+            writer.writerow([r["input"], r["target"]])
+        return buf.getvalue()
+    if filename.endswith(".jsonl"):
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+
+
+def main(out_dir: str | Path | None = None) -> list[Path]:
+    """Write every sample task folder under ``out_dir`` (default: this folder); return the folders."""
+    root = Path(out_dir) if out_dir is not None else Path(__file__).resolve().parent
+    written = []
+    for name, (make, filename, answer_type, description, gold) in TASKS.items():
+        rows = make(random.Random(SEEDS[name]))
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / filename).write_text(_serialize(rows, filename), encoding="utf-8", newline="\n")
+        meta = {
+            "name": name,
+            "description": description,
+            "answer_type": answer_type,
+            "instruction_position": "Q_end",
+            "initial_instruction": INSTRUCTION,
+            "source": f"generated by sample_tasks/generate.py (seed {SEEDS[name]}); {gold}",
+        }
+        (folder / "task.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8", newline="\n")
+        written.append(folder)
+    return written
+
+
+if __name__ == "__main__":
+    for path in main(sys.argv[1] if len(sys.argv) > 1 else None):
+        print(path)

@@ -1,0 +1,86 @@
+"""Shared helpers of the app tests: a small arithmetic task, scripted models, AppTest setup."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from gpo_core.studio import Studio, demo_models
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+#: Seconds one AppTest script run may take (scripted models are instant; CI machines are slow).
+TIMEOUT = 60
+
+
+def arithmetic_csv(n: int = 24) -> bytes:
+    """``n`` distinct "What is a + b?" questions with their sums, as CSV bytes."""
+    lines = ["question,answer"]
+    for i in range(n):
+        a, b = 3 + 7 * i, 11 + 5 * i
+        lines.append(f"What is {a} + {b}?,{a + b}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def make_studio(tmp_path: Path) -> Studio:
+    """A Studio whose runs go to tmp_path/runs and whose models are the scripted demo models
+    (task model answers arithmetic; optimizer appends a sentence; hashing embedder)."""
+    return Studio(runs_root=tmp_path / "runs", models_override=demo_models())
+
+
+def arithmetic_studio(tmp_path: Path, n: int = 24, dev: int = 6, test: int = 6) -> Studio:
+    """A Studio with the arithmetic task loaded and split dev/test as given."""
+    studio = make_studio(tmp_path)
+    studio.preview_upload(arithmetic_csv(n), "arith.csv")
+    studio.load_upload("question", "answer")
+    studio.update_splits(dev_size=dev, test_size=test, seed=0)
+    return studio
+
+
+def app_for(studio: Studio, page: str | None = None) -> AppTest:
+    """An AppTest of app.py with ``studio`` injected into session_state, run once, then
+    switched to ``page`` (e.g. "pages/optimize.py") and run again."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["studio"] = studio
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def unescape(markdown: str) -> str:
+    """Undo views.escape_markdown (backslash before punctuation), to compare shown text."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
+def texts(elements) -> list[str]:
+    """The unescaped values of a list of AppTest text elements (markdown, error, success…)."""
+    return [unescape(str(e.value)) for e in elements]
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _decode(values):
+    """Plotly JSON arrays may be typed arrays ({"dtype", "bdata"}); return a plain list."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(values, dict) and "bdata" in values:
+        arr = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+        if "shape" in values:
+            arr = arr.reshape([int(n) for n in str(values["shape"]).split(",")])
+        return arr.tolist()
+    return values
+
+
+def chart_traces(chart) -> dict[str, dict]:
+    """The traces of an AppTest plotly_chart element by name, with x and y as lists."""
+    import json
+
+    spec = json.loads(chart.proto.spec)
+    return {t.get("name"): {**t, "x": _decode(t.get("x")), "y": _decode(t.get("y"))} for t in spec["data"]}

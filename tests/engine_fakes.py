@@ -1,0 +1,58 @@
+"""Scripted task and optimizer models for engine tests (no real model).
+
+Task: "Is N even?" -> yes/no. The scripted task model answers correctly only when the
+instruction in its prompt contains the word "carefully"; otherwise it always says "yes"
+(so accuracy = share of even numbers). The scripted optimizer answers by sample index.
+"""
+
+import re
+
+from gpo_core.models.base import ChatRequest
+from gpo_core.models.scripted import ScriptedChatModel
+from gpo_core.optimizer import Models
+from gpo_core.task import Example, Task, TaskSplits
+from gpo_core.testing.embedders import HashingEmbedder
+
+OPTIMIZER_REPLIES = {
+    0: "<INS>Let's think step by step carefully.</INS>",
+    1: "<INS>Answer with yes or no.</INS>",
+    2: "Sure! Here it is:\nSolve the problem and reply with one word.",
+    3: "",
+    4: "<INS>Answer with yes or no.</INS>",        # same as sample 1: a duplicate on resampling
+    5: "<INS>Let's think step by step.</INS>",     # the starting prompt again
+}
+
+
+def task_answer(req: ChatRequest) -> str:
+    prompt = req.messages[-1][1]
+    n = int(re.search(r"Is (\d+) even", prompt).group(1))
+    if "carefully" in prompt:
+        return "The answer is " + ("yes" if n % 2 == 0 else "no") + "."
+    return "yes"
+
+
+def optimizer_answer(req: ChatRequest) -> str:
+    i = req.sample_index
+    if i in OPTIMIZER_REPLIES:
+        return OPTIMIZER_REPLIES[i]
+    return f"<INS>Check carefully whether the number is even, variant {i}.</INS>"
+
+
+def parity_task() -> Task:
+    ex = [Example(f"Is {n} even?", "yes" if n % 2 == 0 else "no") for n in range(1, 41)]
+    return Task(name="parity", examples=ex, answer_type="yes_no", instruction_position="Q_end",
+                initial_instruction="Let's think step by step.")
+
+
+def parity_splits() -> TaskSplits:
+    ex = parity_task().examples
+    # dev: 3 of 8 even -> "always yes" scores 0.375
+    dev = [e for e in ex if int(e.input.split()[1]) % 2 == 1][:5] + [e for e in ex if int(e.input.split()[1]) % 2 == 0][:3]
+    rest = [e for e in ex if e not in dev]
+    return TaskSplits(train=rest[:20], dev=dev, test=rest[20:30], exemplars=rest[:20])
+
+
+def fake_models() -> Models:
+    task = ScriptedChatModel(task_answer, name="fake-task", max_concurrency=8)
+    opt = ScriptedChatModel(optimizer_answer, name="fake-optimizer", max_concurrency=8)
+    return Models(task, opt, HashingEmbedder())

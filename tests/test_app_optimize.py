@@ -1,0 +1,207 @@
+"""Optimize page: score the start, step by hand (accept, edit, reject, resample, undo),
+run steps automatically, and keep finished steps when a run is interrupted."""
+
+from __future__ import annotations
+
+import pytest
+
+from app_support import app_for, arithmetic_studio, chart_traces, no_exception, texts
+from gpo_core.edits import word_edit_distance
+from gpo_core.optimizer import GPOSession
+from gpo_core.store import RunStore
+
+
+def _started(tmp_path, **config):
+    """The Optimize page after "Create the run and score the starting prompt"."""
+    studio = arithmetic_studio(tmp_path)
+    studio.update_config(**({"steps": 3, "candidates": 2} | config))
+    at = app_for(studio, "pages/optimize.py")
+    at.button(key="new_run").click().run()
+    no_exception(at)
+    return studio, at
+
+
+def _stepped(tmp_path, **config):
+    studio, at = _started(tmp_path, **config)
+    at.button(key="next_step").click().run()
+    no_exception(at)
+    return studio, at
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _frame(at, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_starting_prompt_is_scored_first(tmp_path):
+    studio, at = _started(tmp_path)
+    init = studio.session.state.initial
+    expected = f"{100 * init['dev_accuracy']:.1f}%"
+    assert any(t.startswith(f"Starting prompt scored: dev {expected}") for t in texts(at.success))
+    m = _metrics(at)
+    assert m["Steps done"] == "0 / 3" and m["Starting prompt (dev)"] == expected
+    assert at.code[0].value == "Let's think step by step."
+    assert not at.button(key="next_step").disabled
+
+
+def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
+    studio, at = _stepped(tmp_path)
+    session = studio.session
+    step = session.state.pending_step
+    budget = session.budget_for(1)
+    assert texts(at.subheader) == [f"Step 1 of 3 · edit budget {budget} words"]
+    # the schedule plot of the whole run, current step marked
+    schedule = chart_traces(at.get("plotly_chart")[-1])
+    assert schedule["edit budget"]["y"] == session.budgets()
+    assert schedule["step 1"]["x"] == [1] and schedule["step 1"]["y"] == [budget]
+    # retrieved trajectory prompts with their dev score and similarity
+    retrieved = _frame(at, "similarity")
+    assert list(retrieved["prompt"]) == ["Let's think step by step."]
+    assert list(retrieved["dev score"]) == [round(100 * session.state.initial["dev_accuracy"])]
+    assert retrieved["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-3)
+    # meta-prompt, collapsed
+    meta = next(e for e in at.expander if e.label.startswith("Meta-prompt"))
+    assert "Current instruction: Let's think step by step." in meta.code[0].value
+    # candidates with measured edit distances vs the budget and dev accuracy
+    cands = _frame(at, "edit distance")
+    assert len(cands) == 2
+    for _, row in cands.iterrows():
+        assert row["text"].startswith("Let's think step by step. ")
+        assert row["edit distance"] == word_edit_distance("Let's think step by step.", row["text"])
+        assert row["budget"] == budget and not row["over budget"]
+        assert row["dev accuracy"] == pytest.approx(100 * step.candidate(row["candidate"]).dev_accuracy, abs=0.05)
+    md = texts(at.markdown)
+    assert any(":green-background[**Check each step carefully.**]" in t for t in md), md
+    assert any(t.startswith(":green-badge[within budget:") for t in md)
+
+
+def test_accept_a_candidate_shows_its_scores_and_moves_the_prompt(tmp_path):
+    studio, at = _stepped(tmp_path)
+    step = studio.session.state.pending_step
+    cand = step.candidates[1]
+    at.button(key=f"accept_{cand.id}").click().run()
+    no_exception(at)
+    assert studio.session.state.current_prompt == cand.text
+    dev = f"{100 * cand.dev_accuracy:.1f}%"
+    test = f"{100 * step.chosen_test_accuracy:.1f}%"
+    shown = texts(at.success)
+    assert any(f"Step 1: accepted {cand.id} (dev {dev}, test {test}" in t for t in shown), shown
+    assert _metrics(at)["Steps done"] == "1 / 3"
+    assert _metrics(at)["Current prompt (dev)"] == dev
+    assert at.code[0].value == cand.text
+    assert not at.button(key="next_step").disabled
+
+
+def test_edit_a_candidate_then_accept_scores_the_edited_text(tmp_path):
+    studio, at = _stepped(tmp_path)
+    cand = studio.session.state.pending_step.candidates[0]
+    edited = "Let's think step by step. Verify the arithmetic and give the final number."
+    at.text_area(key=f"edit_{cand.id}").set_value(edited)
+    at.button(key=f"accept_edit_{cand.id}").click().run()
+    no_exception(at)
+    step = studio.session.state.steps[-1]
+    chosen = step.candidate(step.decision.candidate_id)
+    assert step.decision.kind == "accept_edited" and chosen.text == edited and chosen.origin == "edited"
+    assert chosen.dev_accuracy is not None
+    assert studio.session.state.current_prompt == edited
+    assert any(f"accepted after editing {chosen.id} (dev {100 * chosen.dev_accuracy:.1f}%" in t
+               for t in texts(at.success))
+    assert chosen.id in list(_frame(at, "edit distance")["candidate"])
+
+
+def test_reject_one_then_reject_all_and_resample_then_undo(tmp_path):
+    studio, at = _stepped(tmp_path)
+    first = studio.session.state.pending_step.candidates[0]
+    at.button(key=f"reject_{first.id}").click().run()
+    states = dict(zip(_frame(at, "edit distance")["candidate"], _frame(at, "edit distance")["state"]))
+    assert states[first.id] == "rejected"
+    at.button(key="reject_all").click().run()
+    no_exception(at)
+    steps = studio.session.state.steps
+    assert [(s.step, s.attempt) for s in steps] == [(1, 1), (1, 2)]
+    assert steps[0].decision.kind == "reject_all" and steps[1].pending
+    assert "Attempt 2 of this step (earlier attempts were rejected)." in texts(at.caption)
+    assert set(_frame(at, "edit distance")["candidate"]) == {c.id for c in steps[1].candidates}
+    at.button(key="undo").click().run()
+    no_exception(at)
+    assert [(s.step, s.attempt) for s in studio.session.state.steps] == [(1, 1)]
+    assert any(t.startswith("Undid step 1 (attempt 2)") for t in texts(at.info))
+
+
+def test_accept_best_takes_the_highest_dev_accuracy(tmp_path):
+    studio, at = _stepped(tmp_path)
+    step = studio.session.state.pending_step
+    best = max(step.candidates, key=lambda c: c.dev_accuracy)
+    at.button(key="accept_best").click().run()
+    assert step.decision.candidate_id == best.id
+    assert studio.session.state.current_prompt == best.text
+
+
+def test_over_budget_candidates_are_marked(tmp_path):
+    studio, at = _stepped(tmp_path, schedule="fixed", budget_initial=2, budget_final=2)
+    cands = _frame(at, "edit distance")
+    assert (cands["budget"] == 2).all() and cands["over budget"].all()
+    badges = [t for t in texts(at.markdown) if t.startswith(":red-badge[over budget")]
+    assert len(badges) == 2
+    assert texts(at.subheader) == ["Step 1 of 3 · edit budget 2 words"]
+
+
+def test_run_steps_automatically_to_the_end(tmp_path):
+    studio, at = _started(tmp_path)
+    at.number_input(key="auto_n").set_value(3)
+    at.button(key="run_auto").click().run()
+    no_exception(at)
+    assert len(studio.session.state.decided_steps) == 3
+    assert _metrics(at)["Steps done"] == "3 / 3"
+    assert "Ran 3 steps automatically." in texts(at.success)
+    assert "All 3 steps are done." in texts(at.success)
+    assert at.button(key="next_step").disabled and at.button(key="run_auto").disabled
+
+
+class _Interrupt(Exception):
+    """Stands in for Streamlit's rerun/stop exception raised inside a progress callback."""
+
+
+def test_an_interrupted_automatic_run_keeps_every_finished_step(tmp_path):
+    studio = arithmetic_studio(tmp_path)
+    studio.update_config(steps=4, candidates=2)
+    studio.new_run()
+    studio.start()
+    finished = []
+
+    def on_progress(phase, done, total):
+        if len(finished) == 2 and phase == "dev":  # Stop pressed while step 3 is being scored
+            raise _Interrupt()
+
+    with pytest.raises(_Interrupt):
+        studio.run_auto(4, on_step=finished.append, on_progress=on_progress)
+    state = studio.session.state
+    assert len(state.decided_steps) == 2 and state.pending_step is None
+    # the saved run has the two finished steps and resumes from there
+    run_dir = RunStore(studio.runs_root).run_dir(state.run_id)
+    reopened = GPOSession.open(run_dir, studio.build_models())
+    assert len(reopened.state.decided_steps) == 2
+    assert reopened.state.current_prompt == state.current_prompt
+    at = app_for(studio, "pages/optimize.py")
+    assert _metrics(at)["Steps done"] == "2 / 4"
+    at.button(key="next_step").click().run()
+    no_exception(at)
+    assert studio.session.state.pending_step.step == 3
+
+
+def test_stop_button_reports_the_steps_kept(tmp_path):
+    studio, at = _stepped(tmp_path)
+    at.button(key="stop_auto").click().run()
+    assert "Stopped. Every finished step is kept: 0 of 3 steps done." in texts(at.info)
+
+
+def test_two_sessions_never_share_a_run(tmp_path):
+    a, _ = _started(tmp_path / "a")
+    b = arithmetic_studio(tmp_path / "a")  # same runs folder, another browser session
+    b.update_config(steps=3, candidates=2)
+    b.new_run()
+    assert a.session.state.run_id != b.session.state.run_id
+    assert a.session.run_dir != b.session.run_dir

@@ -1,0 +1,94 @@
+"""Task page: sample tasks, uploads with column mapping, upload errors, splits."""
+
+from __future__ import annotations
+
+from app_support import app_for, arithmetic_csv, make_studio, no_exception, texts
+
+
+def _load_sample(at, name="object_counting"):
+    at.selectbox(key="sample_name").set_value(name)
+    at.button[0].click().run()  # "Load sample task"
+    return at
+
+
+def test_load_a_sample_task_shows_it_and_its_split(tmp_path):
+    studio = make_studio(tmp_path)
+    at = _load_sample(app_for(studio, "pages/task.py"))
+    no_exception(at)
+    assert texts(at.subheader) == ["Loaded task: object_counting"]
+    assert any("Loaded sample task object_counting" in t for t in texts(at.success))
+    split_line = next(t.value for t in at.text if t.value.startswith("train "))
+    assert f"dev {studio.settings.dev_size}" in split_line and f"test {studio.settings.test_size}" in split_line
+    assert at.selectbox(key=f"answer_type_{studio.task_version}").value == "number"
+
+
+def test_upload_csv_preview_map_columns_and_load(tmp_path):
+    studio = make_studio(tmp_path)
+    at = app_for(studio, "pages/task.py")
+    at.radio(key="task_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value(("arith.csv", arithmetic_csv(20), "text/csv")).run()
+    no_exception(at)
+    preview = at.dataframe[0].value
+    assert list(preview.columns) == ["question", "answer"] and len(preview) == 5
+    # columns guessed from their names
+    digest = studio.upload.digest[:8]
+    assert at.selectbox(key=f"map_input_{digest}").value == "question"
+    assert at.selectbox(key=f"map_target_{digest}").value == "answer"
+    next(b for b in at.button if b.label == "Load this file as the task").click().run()
+    no_exception(at)
+    assert texts(at.subheader) == ["Loaded task: arith"]
+    assert studio.task.answer_type == "number"  # inferred from the targets
+    assert len(studio.task.examples) == 20
+    assert studio.task.examples[0].input == "What is 3 + 11?"
+
+
+def test_upload_error_names_file_line_field_and_keeps_previous_task(tmp_path):
+    studio = make_studio(tmp_path)
+    at = _load_sample(app_for(studio, "pages/task.py"), "navigation")
+    at.radio(key="task_source").set_value("Upload a file").run()
+    bad = b"question,answer\nWhat is 1 + 1?,2\nWhat is 2 + 2?,\nWhat is 3 + 3?,6\n"
+    at.file_uploader[0].set_value(("bad.csv", bad, "text/csv")).run()
+    next(b for b in at.button if b.label == "Load this file as the task").click().run()
+    no_exception(at)
+    errors = texts(at.error)
+    assert len(errors) == 1
+    assert errors[0].startswith("bad.csv, line 3, field 'answer':"), errors
+    assert "previous task (navigation) stays loaded" in " ".join(texts(at.info))
+    assert studio.task.name == "navigation"
+    assert texts(at.subheader) == ["Loaded task: navigation"]
+
+
+def test_unparseable_upload_shows_the_parser_message(tmp_path):
+    studio = make_studio(tmp_path)
+    at = app_for(studio, "pages/task.py")
+    at.radio(key="task_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value(("broken.jsonl", b'{"input": "a", "target": "b"}\n{"input": oops}\n',
+                                   "application/json")).run()
+    no_exception(at)
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("broken.jsonl, line 2"), errors
+    assert studio.task is None and studio.upload is None
+    assert "No task loaded yet" in " ".join(texts(at.info))
+
+
+def test_split_sizes_too_large_are_reported_by_setting(tmp_path):
+    studio = make_studio(tmp_path)
+    studio.preview_upload(arithmetic_csv(10), "arith.csv")
+    studio.load_upload("question", "answer")
+    at = app_for(studio, "pages/task.py")
+    v = studio.task_version
+    at.number_input(key=f"dev_size_{v}").set_value(8)
+    at.number_input(key=f"test_size_{v}").set_value(5).run()
+    errors = texts(at.error)
+    assert len(errors) == 1 and "setting 'dev_size'" in errors[0] and "exceeds the 10 examples" in errors[0]
+
+
+def test_prompt_settings_change_the_task(tmp_path):
+    studio = make_studio(tmp_path)
+    at = _load_sample(app_for(studio, "pages/task.py"), "word_sorting")
+    v = studio.task_version
+    at.selectbox(key=f"position_{v}").set_value("before_Q")
+    at.text_area(key=f"instruction_{v}").set_value("Sort the words.").run()
+    no_exception(at)
+    assert studio.task.instruction_position == "before_Q"
+    assert studio.task.initial_instruction == "Sort the words."

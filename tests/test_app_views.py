@@ -1,0 +1,66 @@
+"""The app's view helpers: safe Markdown, word diffs, tables; and the model resources."""
+
+from __future__ import annotations
+
+import string
+
+from streamlit.testing.v1 import AppTest
+
+from app_support import APP, TIMEOUT, unescape
+from gpo_core import views
+from gpo_core.edits import word_diff
+from gpo_core.models.factory import ModelSpec
+from gpo_core.studio import key_fingerprint, resource_spec
+
+
+def test_escape_markdown_escapes_every_punctuation_character():
+    text = "A *b* _c_ [d](e) <b>f</b> $x$ :smile: :red[g] `h` # i | j ~k~ \\ l"
+    escaped = views.escape_markdown(text)
+    assert unescape(escaped) == text
+    bare = escaped
+    for ch in string.punctuation:
+        bare = bare.replace("\\" + ch, "")
+    assert not any(ch in bare for ch in string.punctuation), bare
+    assert views.escape_markdown("two\nlines") == "two lines"
+
+
+def test_diff_markdown_marks_deleted_and_inserted_words_and_escapes_them():
+    md = views.diff_markdown(word_diff("Let's think step by step.", "Let's think *carefully* by step."))
+    assert md == "Let\\'s think :red-background[~~step~~] :green-background[**\\*carefully\\***] by step\\."
+    assert views.diff_markdown(word_diff("same", "same")) == "same"
+    assert views.diff_plain(word_diff("a b c", "a x c")) == "a [-b-] {+x+} c"
+
+
+def test_records_and_compare_frames():
+    a = [{"input": "q1", "target": "1", "parsed_answer": "1", "correct": True},
+         {"input": "q2", "target": "2", "parsed_answer": "3", "correct": False}]
+    b = [{"input": "q2", "target": "2", "parsed_answer": "2", "correct": True},
+         {"input": "q1", "target": "1", "parsed_answer": "1", "correct": True}]
+    assert list(views.records_frame(a, wrong_only=True)["input"]) == ["q2"]
+    both = views.compare_frame(a, b)
+    assert list(both["input"]) == ["q1", "q2"] and list(both["B correct"]) == [True, True]
+    assert list(views.compare_frame(a, b, wrong_only=True)["input"]) == ["q2"]
+    assert views.records_accuracy(a) == 0.5 and views.records_accuracy([]) is None
+
+
+def test_resource_identity_ignores_per_request_settings_and_never_holds_the_key():
+    a = ModelSpec(backend="compatible", model="m", base_url="http://h/v1", temperature=0.0, max_tokens=10)
+    b = ModelSpec(backend="compatible", model="m", base_url="http://h/v1", temperature=1.0, max_tokens=99)
+    assert resource_spec(a) == resource_spec(b)
+    local_task = ModelSpec(backend="local", temperature=0.0, max_tokens=128)
+    local_opt = ModelSpec(backend="local", temperature=1.0, max_tokens=96, concurrency=1)
+    assert resource_spec(local_task) == resource_spec(local_opt)
+    fp = key_fingerprint("sk-secret-value")
+    assert "secret" not in fp and fp != key_fingerprint("sk-other") and key_fingerprint(None) == "env"
+
+
+def test_both_roles_share_one_embedded_model_object(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPO_HOME", str(tmp_path))
+    monkeypatch.delenv("GPO_STUDIO_FAKE_MODELS", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    studio = at.session_state["studio"]
+    models = studio.build_models()  # builds wrappers only; the model file loads on first call
+    assert models.task is not models.optimizer
+    assert models.task.inner is models.optimizer.inner
+    assert models.task.inner.name.startswith("local:SmolLM2")
+    assert not models.task.inner.loaded

@@ -1,0 +1,78 @@
+import json
+import os
+
+import pytest
+
+from gpo_core.config import RunConfig
+from gpo_core.errors import RunFileError
+from gpo_core.exports import export_json, export_markdown, final_prompt_text
+from gpo_core.optimizer import GPOSession
+from gpo_core.store import RunStore, load_run, save_run
+
+from engine_fakes import fake_models, parity_splits, parity_task
+
+
+def finished_session(run_dir):
+    s = GPOSession.create(parity_task(), RunConfig(steps=2, candidates=3, dev_size=None, test_size=None),
+                          fake_models(), splits=parity_splits(), run_dir=run_dir, run_id=run_dir.name)
+    s.run_auto()
+    return s
+
+
+def test_exports_hold_the_final_prompt_and_every_step(tmp_path):
+    s = finished_session(tmp_path / "r1")
+    assert final_prompt_text(s) == "Let's think step by step carefully.\n"
+    data = json.loads(export_json(s))
+    assert data["final_prompt"] == "Let's think step by step carefully."
+    assert len(data["steps"]) == 2 and "initial.dev" in data["records"]
+    md = export_markdown(s)
+    assert "# GPO Studio report: parity" in md and "Let's think step by step carefully." in md
+    assert "| 1.1 |" in md and "| 2.1 |" in md
+
+
+def test_json_export_drops_key_like_fields(tmp_path):
+    s = finished_session(tmp_path / "r2")
+    s.state.models["task"]["api_key"] = "sk-SENTINEL-should-not-leak"
+    assert "SENTINEL" not in export_json(s)
+
+
+def test_save_is_atomic_and_schema_versioned(tmp_path):
+    s = finished_session(tmp_path / "r3")
+    path = tmp_path / "r3" / "run.json"
+    assert json.loads(path.read_text())["schema_version"] == 1
+    assert not [p for p in (tmp_path / "r3").iterdir() if p.name.endswith(".tmp")]
+    assert load_run(tmp_path / "r3").steps[1].decision.kind == "auto"
+
+
+def test_corrupt_or_future_run_files_give_a_clear_error(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run.json").write_text("{not json")
+    with pytest.raises(RunFileError, match="run.json"):
+        load_run(tmp_path / "bad")
+    (tmp_path / "bad" / "run.json").write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(RunFileError, match="schema_version"):
+        load_run(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("crafted", ["../outside", "/etc", "a/../../x", "..", "r1/../../etc"])
+def test_runs_open_only_from_the_runs_folder(tmp_path, crafted):
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(RunFileError):
+        store.run_dir(crafted)
+    if crafted.startswith("/") or crafted.startswith(".."):
+        with pytest.raises(RunFileError):
+            store.resolve(crafted)
+
+
+def test_symlink_escape_is_refused(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    os.symlink(tmp_path, runs / "link")
+    with pytest.raises(RunFileError):
+        RunStore(runs).run_dir("link")
+
+
+def test_list_runs_shows_saved_runs(tmp_path):
+    finished_session(tmp_path / "runs" / "alpha")
+    rows = RunStore(tmp_path / "runs").list_runs()
+    assert rows[0]["run_id"] == "alpha" and rows[0]["steps_done"] == 2 and rows[0]["best_dev_accuracy"] == 1.0

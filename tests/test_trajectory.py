@@ -1,0 +1,55 @@
+import pytest
+
+from gpo_core.errors import ConfigError
+from gpo_core.testing.embedders import HashingEmbedder
+from gpo_core.trajectory import TrajectoryEntry, select_update_direction
+
+
+def traj():
+    texts = [
+        ("Let's think step by step.", 0.40),
+        ("Count the objects one by one.", 0.55),
+        ("Let's think step by step and check the answer.", 0.50),
+        ("Answer quickly.", 0.20),
+        ("Read carefully, then count the objects one by one.", 0.60),
+    ]
+    return [TrajectoryEntry(i, t, a, i) for i, (t, a) in enumerate(texts)]
+
+
+def test_relevance_is_newest_plus_most_similar():
+    got = select_update_direction(traj(), "Let's think step by step.", k=3, strategy="relevance",
+                                  embedder=HashingEmbedder(), newest_id=4)
+    ids = {r.entry_id for r in got}
+    assert 4 in ids                      # the newest
+    assert {0, 2} <= ids                 # the two closest in wording to the current prompt
+    assert 3 not in ids
+    # shown in ascending score order, each with its similarity to the current prompt
+    assert [r.dev_accuracy for r in got] == sorted(r.dev_accuracy for r in got)
+    sim = {r.entry_id: r.similarity for r in got}
+    assert sim[0] == pytest.approx(1.0, abs=1e-5) and sim[0] > sim[2] > sim[4]
+    assert {r.reason for r in got} == {"newest", "most similar"}
+
+
+def test_recency_and_importance():
+    rec = select_update_direction(traj(), "x y", k=2, strategy="recency", embedder=HashingEmbedder())
+    assert {r.entry_id for r in rec} == {3, 4}
+    imp = select_update_direction(traj(), "x y", k=2, strategy="importance", embedder=None)
+    assert {r.entry_id for r in imp} == {4, 1}
+    assert all(r.similarity is None for r in imp)
+
+
+def test_k_larger_than_trajectory_returns_everything_once():
+    got = select_update_direction(traj()[:2], "a", k=5, strategy="relevance", embedder=HashingEmbedder())
+    assert sorted(r.entry_id for r in got) == [0, 1]
+
+
+def test_scores_are_on_the_0_100_scale():
+    got = select_update_direction(traj(), "a", k=1, strategy="importance")
+    assert got[0].score == 60
+
+
+@pytest.mark.parametrize("kw", [dict(k=0), dict(strategy="random"), dict(strategy="relevance", embedder=None)])
+def test_bad_settings(kw):
+    args = dict(k=3, strategy="recency", embedder=HashingEmbedder()) | kw
+    with pytest.raises(ConfigError):
+        select_update_direction(traj(), "a", **args)
