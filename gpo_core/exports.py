@@ -112,3 +112,17 @@ def export_markdown(session: GPOSession) -> str:
                       f"in {total.calls} calls ({total.cached_calls} from cache, {total.retries} retries, "
                       f"{total.failed_calls} failed)."]
     return "\n".join(lines) + "\n"
+
+
+def export_records_csv(records: list[dict]) -> str:
+    """Per-example records as CSV text (pandas), with formula-looking cells (=, +, -, @ ...)
+    neutralized so a spreadsheet shows them as text instead of running them."""
+    import pandas as pd
+
+    from .task_io import neutralize_formula
+
+    cols = ["input", "target", "parsed_answer", "correct", "raw_output", "error", "prompt_tokens", "completion_tokens"]
+    df = pd.DataFrame(records, columns=cols)
+    for c in ("input", "target", "parsed_answer", "raw_output", "error"):
+        df[c] = df[c].map(lambda v: neutralize_formula(v) if isinstance(v, str) else v)
+    return df.to_csv(index=False)

@@ -8,7 +8,8 @@ rule produced the candidate so the UI can show it:
 2. ``open_tag``    -- an opening tag without its closing tag: the text after it
 3. ``labelled``    -- a line such as "New instruction: ..." / "Instruction: ..."
 4. ``quoted``      -- the longest double-quoted span of at least 3 words
-5. ``first_line``  -- the first non-empty line that is not chatter ("Sure, here is ...")
+5. ``first_line``  -- the first non-empty line that is neither chatter ("Sure, here is ...")
+                      nor an echo of the meta-prompt's scaffolding ("Q: ...", "Correct answer: ...")
 
 A reply yielding nothing usable gives no candidate and a recorded reason.
 """
@@ -29,6 +30,10 @@ _LABEL = re.compile(r"^\s*(?:\*\*)?(?:new|improved|updated|revised|better)?\s*(?
                     re.IGNORECASE)
 _CHATTER = re.compile(r"^(sure|here|okay|ok|certainly|of course|i (?:have|would|will|can)|the (?:new|improved) instruction is)\b[^:]*[:.!]?\s*$",
                       re.IGNORECASE)
+# Lines that echo the meta-prompt's own scaffolding (exemplar questions, answers, scores)
+# rather than propose an instruction; the tiny embedded model often does this.
+_ECHO = re.compile(r"^\s*(?:Q|A|Score|Correct answer|Incorrect answer|Options?|Question|Answer|Task examples)\s*[:：]",
+                   re.IGNORECASE)
 _ANY_TAG = re.compile(r"</?\s*(?:INS|START|END)\s*>|\[/?\s*INS\s*\]", re.IGNORECASE)
 
 
@@ -97,7 +102,7 @@ def extract_candidates(reply: str) -> Extraction:
     if quoted:
         return Extraction([max(quoted, key=len)], "quoted")
     for ln in lines:
-        if _CHATTER.match(ln.strip()):
+        if _CHATTER.match(ln.strip()) or _ECHO.match(ln):
             continue
         c = clean_candidate(ln)
         problem = _usable(c)

@@ -32,3 +32,9 @@ def test_unusable_replies_give_no_candidate_and_a_reason(reply, reason):
 def test_placeholder_is_stripped_from_candidates():
     ext = extract_candidates("<INS>Q: <Prompt> Think step by step.</INS>")
     assert "<Prompt>" not in ext.candidates[0]
+
+
+def test_echoed_scaffolding_is_not_a_candidate():
+    ext = extract_candidates("A:\nCorrect answer: Yes\nQ: Is 4 even?\nThink about parity first.")
+    assert ext.candidates == ["Think about parity first."]
+    assert extract_candidates("Correct answer: No").candidates == []

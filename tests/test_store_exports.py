@@ -76,3 +76,18 @@ def test_list_runs_shows_saved_runs(tmp_path):
     finished_session(tmp_path / "runs" / "alpha")
     rows = RunStore(tmp_path / "runs").list_runs()
     assert rows[0]["run_id"] == "alpha" and rows[0]["steps_done"] == 2 and rows[0]["best_dev_accuracy"] == 1.0
+
+
+def test_csv_export_neutralizes_formula_cells():
+    import csv
+    import io
+
+    from gpo_core.exports import export_records_csv
+
+    text = export_records_csv([{"input": "=cmd()", "target": "+1", "parsed_answer": "@x", "correct": False,
+                                "raw_output": "-2+3", "error": None, "prompt_tokens": 3, "completion_tokens": 1},
+                               {"input": "plain", "target": "yes", "parsed_answer": "yes", "correct": True,
+                                "raw_output": "yes", "error": None, "prompt_tokens": 3, "completion_tokens": 1}])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["input"] for r in rows] == ["'=cmd()", "plain"]
+    assert rows[0]["target"] == "'+1" and rows[0]["parsed_answer"] == "'@x" and rows[0]["raw_output"] == "'-2+3"
