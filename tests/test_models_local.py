@@ -63,9 +63,14 @@ def test_embedded_model_samples_are_reproducible_per_index(local_model):
         return local_model.complete(ChatRequest.user(prompt, temperature=0.8, max_tokens=16, sample_index=i)).text
 
     first0, first1 = sample(0), sample(1)
-    assert sample(0) == first0
-    assert sample(1) == first1
     assert first0 != first1  # different sample indices draw different samples
+    assert sample(0) == first0
+    # another prompt in between does not change what a (prompt, index) pair gives
+    assert local_model.complete(ChatRequest.user("Name a colour.", temperature=0.8, max_tokens=4)).ok
+    assert sample(1) == first1
+    fresh = LocalLlamaChatModel(local_model.model_path)
+    assert fresh.complete(ChatRequest.user(prompt, temperature=0.8, max_tokens=16, sample_index=1)).text == first1
+    fresh.close()
 
 
 @pytest.mark.real_model

@@ -8,7 +8,7 @@ SQLite cache wrapping either) and :mod:`gpo_core.models.scripted` (scripted fake
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 

@@ -234,7 +234,10 @@ class OpenAIChatModel:
             return f"request timed out after {self.timeout_s:g} s ({self.base_url})"
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            return f"cannot connect to {self.base_url}: {self._scrub(type(cause).__name__ + ': ' + str(cause))}"
+            detail = self._scrub(f"{type(cause).__name__}: {cause}")
+            if "Connect" in type(cause).__name__:
+                return f"cannot connect to {self.base_url}: {detail}"
+            return f"connection to {self.base_url} failed: {detail}"
         if isinstance(exc, openai.APIStatusError):
             code = exc.status_code
             server_msg = self._scrub(_server_message(exc))

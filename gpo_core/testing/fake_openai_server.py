@@ -72,6 +72,11 @@ class FaultPlan:
     ``POST /v1/chat/completions`` requests; a scheduled entry wins over the rate.
     retry_after_s: the ``Retry-After`` value sent with ``429_retry_after`` (seconds, may be
     fractional). hang_s: how long a ``hang`` holds the connection before closing it (seconds).
+    by_prompt: ``{substring: kind}``; a chat request whose prompt text (all message contents
+    joined) contains the substring gets that fault on every attempt, so one chosen example's
+    calls always fail. Checked first (insertion order); wins over ``schedule`` and ``rate``.
+    With ``by_prompt`` set, ``schedule`` numbers count only the requests it does not match, so
+    scheduled faults land on other calls whatever the arrival order.
 
     Raises ValueError for a rate outside [0, 1] or an unknown kind.
     """
@@ -81,12 +86,13 @@ class FaultPlan:
     schedule: dict[int, str] = field(default_factory=dict)
     retry_after_s: float = 0.2
     hang_s: float = 2.0
+    by_prompt: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"fault rate must be in [0, 1], got {self.rate}")
         self.kinds = tuple(self.kinds)
-        for kind in (*self.kinds, *self.schedule.values()):
+        for kind in (*self.kinds, *self.schedule.values(), *self.by_prompt.values()):
             if kind not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
         if self.rate > 0 and not self.kinds:
@@ -164,6 +170,22 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: "FakeOpenAIServer"
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_open_connections(self) -> None:
+        """Shut down every accepted connection, idle keep-alive ones included, so a stopped
+        server answers nothing more (clients must reconnect, and are refused)."""
+        with self.connections_lock:
+            conns = list(self.open_connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API
@@ -175,6 +197,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # quiet; never log headers
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.open_connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
 
     # -- helpers
     def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None,
@@ -245,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "'messages' must be a non-empty array", "invalid_request_error")
             return
 
-        fault = owner._fault_for(number)
+        fault = owner._fault_for(number, body)
         if owner.latency_s > 0:
             time.sleep(owner.latency_s)
         if fault is not None:
@@ -361,13 +396,15 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the listening socket (hanging requests are released)."""
+        """Stop serving: close the listening socket and every open connection (idle
+        keep-alive ones too; hanging requests are released), like a server that went down."""
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
         self._stopping.set()
         httpd.shutdown()
         httpd.server_close()
+        httpd.close_open_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -398,6 +435,7 @@ class FakeOpenAIServer:
             self.faults_injected: Counter[str] = Counter()
             self.requests_with_key = 0
             self.requests_without_key = 0
+            self._unmatched_requests = 0
             self.received.clear()
 
     def _count(self, path: str, authorization: str | None) -> int:
@@ -418,8 +456,16 @@ class FakeOpenAIServer:
     def _record(self, body: dict) -> None:
         self.received.append(body)  # deque.append is atomic
 
-    def _fault_for(self, number: int) -> str | None:
+    def _fault_for(self, number: int, body: Mapping[str, Any] | None = None) -> str | None:
         plan = self.faults
+        if plan.by_prompt and body is not None:
+            text = _prompt_text(body)
+            for needle, kind in plan.by_prompt.items():
+                if needle in text:
+                    return kind
+            with self._lock:
+                self._unmatched_requests += 1
+                number = self._unmatched_requests
         kind = plan.schedule.get(number)
         if kind is not None:
             return kind
