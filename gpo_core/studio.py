@@ -34,7 +34,7 @@ from typing import Callable, Protocol
 from .config import RunConfig
 from .edits import DiffSegment, word_diff
 from .embeddings import Embedder
-from .errors import ConfigError, TaskFormatError
+from .errors import ConfigError, GPOError
 from .exports import export_json, export_markdown, final_prompt_text
 from .models.base import ChatModel, ChatRequest
 from .models.factory import BACKENDS, LOCAL_DEFAULT_MODEL, ModelSpec
@@ -96,13 +96,15 @@ class DirectResources:
     def __init__(self, cache_path: Path | None = None):
         self._embedder: Embedder | None = None
         self._cache_path = cache_path
+        self._cache = None
 
     def chat_model(self, spec: ModelSpec, api_key: str | None, use_cache: bool = True) -> ChatModel:
         from .models.cache import ResponseCache
         from .models.factory import build_chat_model
 
-        cache = ResponseCache(self._cache_path) if (use_cache and self._cache_path) else None
-        return build_chat_model(spec, api_key=api_key, cache=cache)
+        if use_cache and self._cache_path and self._cache is None:
+            self._cache = ResponseCache(self._cache_path)
+        return build_chat_model(spec, api_key=api_key, cache=self._cache if use_cache else None)
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -391,8 +393,6 @@ class Studio:
     def test_connection(self, role: str) -> tuple[bool, str, float]:
         """One tiny uncached call to the role's model: (ok, message, seconds). Never raises;
         a bad setting or missing key comes back as (False, message, 0)."""
-        from .errors import GPOError
-
         if self.models_override is not None:
             model = self.models_override.task if role == "task" else self.models_override.optimizer
         else:

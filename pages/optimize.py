@@ -18,7 +18,7 @@ for f in studio.pop_flashes():
 
 def progress_callback(container):
     """A (phase, done, total) callback drawing a progress bar in ``container``."""
-    bar = container.progress(0.0, text="Starting…")
+    bar = container.progress(0.0, text="Preparing (the first call loads the models)…")
 
     def on_progress(phase: str, done: int, total: int) -> None:
         bar.progress(views.progress_fraction(done, total), text=views.progress_text(phase, done, total))
@@ -131,7 +131,7 @@ stop_clicked = c4.button("Stop", key="stop_auto", help="Stops after the running 
 if stop_clicked:
     st.info(f"Stopped. Every finished step is kept: {done} of {T} steps done.")
 if next_clicked:
-    run_action(f"Step {done + 1} of {T}: retrieving, sampling candidates, scoring them on dev…", studio.next_step,
+    run_action(f"Running step {done + 1} of {T}: retrieving, sampling candidates, scoring them on dev…", studio.next_step,
                lambda step: f"Step {step.step}: {len(step.candidates)} candidates ready. Accept one or reject all.")
 if auto_clicked:
     studio.auto_steps = int(n_auto)

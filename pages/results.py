@@ -16,8 +16,8 @@ for f in studio.pop_flashes():
 
 def saved_runs_section() -> None:
     st.subheader("Saved runs")
-    st.caption(f"Runs are saved after every step in {studio.runs_root}. A browser reload forgets the open run; "
-               "reopen it here to inspect or resume it.")
+    st.caption(md(f"Runs are saved after every step in {studio.runs_root}. A browser reload forgets the open run; "
+                  "reopen it here to inspect or resume it."))
     runs = studio.saved_runs()
     if not runs:
         st.info("No saved runs yet.")

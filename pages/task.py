@@ -26,7 +26,7 @@ if source == "Sample task":
     if st.button("Load sample task", type="primary", disabled=not names):
         try:
             task = studio.load_sample(name)
-            st.success(f"Loaded sample task {task.name}: {views.task_size(task)} examples.")
+            st.success(views.escape_markdown(f"Loaded sample task {task.name}: {views.task_size(task)} examples."))
         except GPOError as e:
             st.error(views.escape_markdown(str(e)))
 else:
@@ -40,7 +40,7 @@ else:
         except GPOError as e:
             st.error(views.escape_markdown(str(e)))
             if studio.task is not None:
-                st.info(f"The previous task ({studio.task.name}) stays loaded.")
+                st.info(views.escape_markdown(f"The previous task ({studio.task.name}) stays loaded."))
     if preview is not None:
         st.caption(f"First rows of {views.escape_markdown(preview.filename)}")
         st.dataframe(views.preview_frame(preview.columns, preview.rows), hide_index=True, width="stretch")
@@ -54,11 +54,11 @@ else:
         if st.button("Load this file as the task", type="primary"):
             try:
                 task = studio.load_upload(in_col, tgt_col, None if ans == AUTO else ans)
-                st.success(f"Loaded {views.task_size(task)} examples from {preview.filename}.")
+                st.success(views.escape_markdown(f"Loaded {views.task_size(task)} examples from {preview.filename}."))
             except GPOError as e:
                 st.error(views.escape_markdown(str(e)))
                 if studio.task is not None:
-                    st.info(f"The previous task ({studio.task.name}) stays loaded.")
+                    st.info(views.escape_markdown(f"The previous task ({studio.task.name}) stays loaded."))
 
 st.divider()
 task = studio.task
