@@ -31,7 +31,7 @@ from .models.base import ChatModel, ChatRequest, TokenUsage
 from .records import CandidateRecord, Decision, OptimizerCall, RunState, StepRecord
 from .schedule import edit_budget
 from .splits import default_split_sizes, split_task
-from .store import load_records, load_run, save_records, save_run
+from .store import claim_run, load_records, load_run, save_records, save_run
 from .task import Example, Task, TaskSplits
 from .trajectory import TrajectoryEntry, select_update_direction
 
@@ -75,8 +75,9 @@ class GPOSession:
     """
 
     def __init__(self, state: RunState, models: Models, run_dir: Path | None = None,
-                 concurrency: int = 8):
+                 concurrency: int = 8, owner: str | None = None):
         self.state = state
+        self.owner = owner or f"session-{uuid.uuid4().hex}"
         self.models = models
         self.run_dir = Path(run_dir) if run_dir else None
         self.concurrency = concurrency
@@ -89,7 +90,8 @@ class GPOSession:
     # Construction -----------------------------------------------------------------------
     @classmethod
     def create(cls, task: Task, config: RunConfig, models: Models, *, run_dir: Path | None = None,
-               run_id: str | None = None, concurrency: int = 8, splits: TaskSplits | None = None) -> "GPOSession":
+               run_id: str | None = None, concurrency: int = 8, splits: TaskSplits | None = None,
+               owner: str | None = None) -> "GPOSession":
         """New run on ``task``. Validates the config and the split sizes before any model
         call (raises ConfigError naming the setting)."""
         config.validate()
@@ -114,12 +116,17 @@ class GPOSession:
                     "embedder": getattr(models.embedder, "name", None)},
             current_prompt=task.initial_instruction,
         )
-        return cls(state, models, run_dir, concurrency)
+        return cls(state, models, run_dir, concurrency, owner)
 
     @classmethod
-    def open(cls, run_dir: Path, models: Models, *, concurrency: int = 8) -> "GPOSession":
-        """Reopen a saved run to inspect or resume it (RunFileError if unreadable)."""
-        return cls(load_run(run_dir), models, run_dir, concurrency)
+    def open(cls, run_dir: Path, models: Models, *, concurrency: int = 8, owner: str | None = None,
+             take_over: bool = False) -> "GPOSession":
+        """Reopen a saved run to inspect or resume it. Takes the run's lease for ``owner``:
+        raises RunInUseError when another live session holds it (unless ``take_over``),
+        RunFileError if the run is unreadable."""
+        session = cls(load_run(run_dir), models, run_dir, concurrency, owner)
+        claim_run(run_dir, session.owner, force=take_over)
+        return session
 
     # Properties -------------------------------------------------------------------------
     @property
@@ -480,7 +487,18 @@ class GPOSession:
             return TrajectoryEntry(0, self.state.current_prompt, 0.0, 0)
         return max(chosen, key=lambda e: (e.dev_accuracy, e.id))
 
+    def use_models(self, models: Models) -> None:
+        """Continue this run with other models (e.g. after the user changed the Models page);
+        the run file records the new settings from the next save on."""
+        self.models = models
+        self.state.models = {"task": models.task_spec or {"name": models.task.name},
+                             "optimizer": models.optimizer_spec or {"name": models.optimizer.name},
+                             "embedder": getattr(models.embedder, "name", None)}
+
     def _save(self) -> None:
+        """Save run.json (atomically) after refreshing this session's lease; raises
+        RunInUseError, writing nothing, if another session took the run over."""
         self.state.updated_at = _now()
         if self.run_dir:
+            claim_run(self.run_dir, self.owner)
             save_run(self.state, self.run_dir)

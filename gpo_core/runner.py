@@ -123,7 +123,7 @@ def run_cli(req: RunRequest, printer: Callable[[str], None] = print) -> str:
         saved = RunConfig.from_dict(load_run(out).config)
         models = build_models(task_spec, opt_spec, api_key=req.api_key, cache=cache,
                               need_embedder=saved.selection == "relevance")
-        session = GPOSession.open(out, models, concurrency=req.concurrency)
+        session = GPOSession.open(out, models, concurrency=req.concurrency, take_over=True)
         printer(f"resuming run {session.state.run_id}: {len(session.state.decided_steps)} of {session.config.steps} steps done")
     else:
         models = build_models(task_spec, opt_spec, api_key=req.api_key, cache=cache,

@@ -135,3 +135,44 @@ class RunStore:
                         "updated_at": s.updated_at or s.created_at})
         out.sort(key=lambda r: r["updated_at"], reverse=True)
         return out
+
+
+LEASE_FILE = "lease.json"
+#: A session that has not saved for this long no longer holds its run (seconds).
+LEASE_TTL_S = 15 * 60
+
+
+class RunInUseError(RunFileError):
+    """The run is held by another live session (browser tab or CLI process)."""
+
+
+def claim_run(run_dir: Path, owner: str, *, force: bool = False, ttl_s: float = LEASE_TTL_S,
+              now: float | None = None) -> None:
+    """Take the run's lease for ``owner`` (an opaque session token, never a secret).
+
+    A lease is held by the last owner that saved within ``ttl_s`` seconds. Raises
+    RunInUseError when another owner holds it, unless ``force`` (take over, e.g. after a
+    browser reload left the old session's lease behind). Two sessions therefore never
+    write the same run without the user saying so."""
+    import time as _time
+
+    now = _time.time() if now is None else now
+    path = Path(run_dir) / LEASE_FILE
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        held = None
+    if (not force and isinstance(held, dict) and held.get("owner") not in (None, owner)
+            and now - float(held.get("at", 0)) < ttl_s):
+        age = int(now - float(held.get("at", 0)))
+        raise RunInUseError(f"run {Path(run_dir).name} is open in another session (last saved {age} s ago); "
+                            "open it anyway to take it over")
+    atomic_write_text(path, json.dumps({"owner": owner, "at": now}))
+
+
+def lease_owner(run_dir: Path) -> str | None:
+    """Owner token of the run's lease, or None."""
+    try:
+        return json.loads((Path(run_dir) / LEASE_FILE).read_text(encoding="utf-8")).get("owner")
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None

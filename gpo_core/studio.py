@@ -253,6 +253,8 @@ class Studio:
         self.rejected: set[str] = set()
         self.flashes: list[Flash] = []
         self.auto_steps: int = 1
+        #: This browser session's lease token on the runs it writes (not a secret).
+        self.owner = f"studio-{uuid.uuid4().hex}"
 
     # Messages --------------------------------------------------------------------------
     def flash(self, kind: str, text: str) -> None:
@@ -388,7 +390,7 @@ class Studio:
     def use_models_in_current_run(self) -> None:
         """Switch the open run to the current model settings (its saved settings record the
         models it was created with)."""
-        self.require_session().models = self.build_models()
+        self.require_session().use_models(self.build_models())
 
     def test_connection(self, role: str) -> tuple[bool, str, float]:
         """One tiny uncached call to the role's model: (ok, message, seconds). Never raises;
@@ -456,7 +458,7 @@ class Studio:
         run_id = new_run_id()
         session = GPOSession.create(self.task, cfg, models, splits=splits, run_id=run_id,
                                     run_dir=self.store().run_dir(run_id),
-                                    concurrency=max(t.concurrency, o.concurrency))
+                                    concurrency=max(t.concurrency, o.concurrency), owner=self.owner)
         self.session = session
         self.rejected = set()
         return session
@@ -525,13 +527,15 @@ class Studio:
         """Saved runs, newest first (see RunStore.list_runs)."""
         return self.store().list_runs()
 
-    def open_run(self, run_id: str) -> GPOSession:
+    def open_run(self, run_id: str, take_over: bool = False) -> GPOSession:
         """Reopen a saved run to inspect or resume it, with the current model settings.
+        RunInUseError when another live session holds the run (``take_over`` to take it),
         RunFileError for an unreadable run or an id outside the runs folder."""
         store = self.store()
         run_dir = store.run_dir(run_id)
         t, o = self.specs["task"], self.specs["optimizer"]
-        self.session = GPOSession.open(run_dir, self.build_models(), concurrency=max(t.concurrency, o.concurrency))
+        self.session = GPOSession.open(run_dir, self.build_models(), concurrency=max(t.concurrency, o.concurrency),
+                                       owner=self.owner, take_over=take_over)
         self.rejected = set()
         return self.session
 

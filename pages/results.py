@@ -4,6 +4,7 @@ import streamlit as st
 
 from gpo_core import charts, views
 from gpo_core.errors import GPOError
+from gpo_core.store import RunInUseError
 from gpo_core.studio import Studio
 
 studio: Studio = st.session_state["studio"]
@@ -28,12 +29,18 @@ def saved_runs_section() -> None:
         return
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     run_id = c1.selectbox("Run", ids, key="open_run_id")
-    if c2.button("Open and resume", key="open_run"):
+    take_over = st.session_state.get("take_over_run") == run_id
+    if c2.button("Open anyway" if take_over else "Open and resume", key="open_run"):
         try:
-            s = studio.open_run(run_id)
+            s = studio.open_run(run_id, take_over=take_over)
+        except RunInUseError as e:
+            st.session_state["take_over_run"] = run_id
+            studio.flash("warning", f"{e}. Click \"Open anyway\" to take it over; the other session then stops saving.")
+            st.rerun()
         except GPOError as e:
             st.error(md(str(e)))
         else:
+            st.session_state.pop("take_over_run", None)
             studio.flash("success", f"Opened run {s.state.run_id} ({len(s.state.decided_steps)} of "
                                     f"{s.config.steps} steps done). Continue on the Optimize page.")
             st.rerun()

@@ -182,7 +182,7 @@ def test_an_interrupted_automatic_run_keeps_every_finished_step(tmp_path):
     assert len(state.decided_steps) == 2 and state.pending_step is None
     # the saved run has the two finished steps and resumes from there
     run_dir = RunStore(studio.runs_root).run_dir(state.run_id)
-    reopened = GPOSession.open(run_dir, studio.build_models())
+    reopened = GPOSession.open(run_dir, studio.build_models(), take_over=True)
     assert len(reopened.state.decided_steps) == 2
     assert reopened.state.current_prompt == state.current_prompt
     at = app_for(studio, "pages/optimize.py")

@@ -87,6 +87,12 @@ def test_a_reloaded_browser_reopens_and_resumes_a_saved_run(tmp_path):
     at.selectbox(key="open_run_id").set_value(run_id)
     at.button(key="open_run").click().run()
     no_exception(at)
+    # the reloaded tab's old session still holds the run: say so, and take it over on request
+    assert fresh.session is None
+    assert any("open in another session" in t for t in texts(at.warning))
+    assert at.button(key="open_run").label == "Open anyway"
+    at.button(key="open_run").click().run()
+    no_exception(at)
     assert fresh.session.state.run_id == run_id
     assert any(t.startswith(f"Opened run {run_id} (1 of 3 steps done)") for t in texts(at.success))
     at.switch_page("pages/optimize.py").run()

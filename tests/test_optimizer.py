@@ -134,7 +134,7 @@ def test_run_auto_saves_every_step_and_reopens(tmp_path):
     for st in saved["steps"]:
         assert st["budget"] and st["meta_prompt"] and st["retrieved"] and st["decision"]
         assert all("edit_distance" in c and "dev_accuracy" in c for c in st["candidates"])
-    reopened = GPOSession.open(tmp_path, fake_models())
+    reopened = GPOSession.open(tmp_path, fake_models(), take_over=True)
     assert reopened.state.current_prompt == s.state.current_prompt
     assert reopened.records("initial", "dev") == s.records("initial", "dev")
 
@@ -144,7 +144,7 @@ def test_stop_keeps_finished_steps(tmp_path):
     done = []
     s.run_auto(on_step=done.append, should_stop=lambda: len(done) >= 2)
     assert len(s.state.decided_steps) == 2
-    assert len(GPOSession.open(tmp_path, fake_models()).state.decided_steps) == 2
+    assert len(GPOSession.open(tmp_path, fake_models(), take_over=True).state.decided_steps) == 2
 
 
 def test_endpoint_down_raises_and_keeps_the_run(tmp_path):
@@ -155,7 +155,7 @@ def test_endpoint_down_raises_and_keeps_the_run(tmp_path):
     with pytest.raises(EndpointDownError, match="connection refused"):
         s.propose()
     assert s.state.pending_step is None and s.state.steps == []
-    reopened = GPOSession.open(tmp_path, fake_models())
+    reopened = GPOSession.open(tmp_path, fake_models(), take_over=True)
     assert reopened.started and reopened.next_step_number == 1
     assert reopened.propose().candidates   # the run resumes once the endpoint is back
 

@@ -91,3 +91,29 @@ def test_csv_export_neutralizes_formula_cells():
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["input"] for r in rows] == ["'=cmd()", "plain"]
     assert rows[0]["target"] == "'+1" and rows[0]["parsed_answer"] == "'@x" and rows[0]["raw_output"] == "'-2+3"
+
+
+def test_two_sessions_never_write_the_same_run_unasked(tmp_path):
+    from gpo_core.store import RunInUseError
+
+    first = finished_session(tmp_path / "shared")            # holds the lease by saving
+    first.config.steps = 4
+    with pytest.raises(RunInUseError, match="another session"):
+        GPOSession.open(tmp_path / "shared", fake_models())
+    second = GPOSession.open(tmp_path / "shared", fake_models(), take_over=True)
+    second.state.config["steps"] = 3
+    second.config.steps = 3
+    second.run_auto(1)                                       # the new owner saves
+    with pytest.raises(RunInUseError):                       # the old one can no longer overwrite it
+        first.run_auto(1)
+    assert len(load_run(tmp_path / "shared").steps) == 3
+
+
+def test_a_stale_lease_is_free_again(tmp_path):
+    import time
+
+    from gpo_core.store import LEASE_TTL_S, claim_run
+
+    finished_session(tmp_path / "old")
+    claim_run(tmp_path / "old", "someone-else", now=time.time() - LEASE_TTL_S - 1, force=True)
+    GPOSession.open(tmp_path / "old", fake_models())        # no error: the other owner went quiet
