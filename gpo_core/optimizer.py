@@ -124,7 +124,9 @@ class GPOSession:
         """Reopen a saved run to inspect or resume it. Takes the run's lease for ``owner``:
         raises RunInUseError when another live session holds it (unless ``take_over``),
         RunFileError if the run is unreadable."""
-        session = cls(load_run(run_dir), models, run_dir, concurrency, owner)
+        state = load_run(run_dir)
+        state.run_id = Path(run_dir).name  # the folder is the run's identity, whatever the file claims
+        session = cls(state, models, run_dir, concurrency, owner)
         claim_run(run_dir, session.owner, force=take_over)
         return session
 

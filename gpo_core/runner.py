@@ -50,9 +50,9 @@ def model_specs(backend: str, task_model: str | None, optimizer_model: str | Non
                 concurrency: int, timeout_s: float, config: RunConfig) -> tuple[ModelSpec, ModelSpec]:
     """Task-model and optimizer-model specs for a backend ("local" or "openai"); validated."""
     if backend == "local":
-        t = ModelSpec(backend="local", model=LOCAL_DEFAULT_MODEL, temperature=config.task_temperature,
+        t = ModelSpec(backend="local", model=task_model or LOCAL_DEFAULT_MODEL, temperature=config.task_temperature,
                       max_tokens=config.task_max_tokens, concurrency=1, timeout_s=timeout_s)
-        o = ModelSpec(backend="local", model=LOCAL_DEFAULT_MODEL, temperature=config.optimizer_temperature,
+        o = ModelSpec(backend="local", model=optimizer_model or LOCAL_DEFAULT_MODEL, temperature=config.optimizer_temperature,
                       max_tokens=config.optimizer_max_tokens, concurrency=1, timeout_s=timeout_s)
     elif backend == "openai":
         if not (task_model and optimizer_model):
@@ -74,7 +74,7 @@ def build_models(task_spec: ModelSpec, optimizer_spec: ModelSpec, *, api_key: st
     """Chat models (sharing one embedded model when both are local) and the default
     embedder (all-MiniLM-L6-v2, loaded lazily on first use)."""
     task = build_chat_model(task_spec, api_key=api_key, cache=cache)
-    same = task_spec.backend == optimizer_spec.backend == "local"
+    same = task_spec.backend == optimizer_spec.backend == "local" and task_spec.model == optimizer_spec.model
     optimizer = task if same else build_chat_model(optimizer_spec, api_key=api_key, cache=cache)
     embedder = CachedEmbedder(SentenceTransformerEmbedder()) if need_embedder else None
     return Models(task, optimizer, embedder, task_spec.to_dict(), optimizer_spec.to_dict())

@@ -121,16 +121,17 @@ class RunStore:
         out = []
         if not self.root.exists():
             return out
+        root = self.root.resolve()
         for d in self.root.iterdir():
-            if not (d / RUN_FILE).exists():
-                continue
+            if not (d / RUN_FILE).exists() or d.resolve().parent != root:
+                continue  # not a run, or a link that leads out of the runs folder
             try:
                 s = load_run(d)
             except RunFileError as e:
                 out.append({"run_id": d.name, "error": str(e), "updated_at": ""})
                 continue
             chosen = [e.dev_accuracy for e in s.trajectory if e.chosen]
-            out.append({"run_id": s.run_id, "task": s.task.get("name", ""), "steps_done": len(s.decided_steps),
+            out.append({"run_id": d.name, "task": s.task.get("name", ""), "steps_done": len(s.decided_steps),
                         "steps_total": s.config.get("steps"), "best_dev_accuracy": max(chosen) if chosen else None,
                         "updated_at": s.updated_at or s.created_at})
         out.sort(key=lambda r: r["updated_at"], reverse=True)

@@ -303,6 +303,8 @@ class Studio:
         ConfigError; the previous task stays loaded then."""
         if self.upload is None:
             raise ConfigError("upload", "upload a file first")
+        if len(self.upload.columns) < 2:
+            load_task_bytes(self.upload.data, self.upload.filename)  # raises the loader's own error
         if input_column == target_column:
             raise ConfigError("columns", "the input and target columns must differ")
         task = load_task_bytes(self.upload.data, self.upload.filename, input_column=input_column,

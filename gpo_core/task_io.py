@@ -583,6 +583,8 @@ def _display(v: Any) -> str:
         return v
     if isinstance(v, (dict, list)):
         return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # preview only: loading refuses it (TaskFormatError naming line and field)
     return _scalar_text(v)
 
 

@@ -272,10 +272,12 @@ def steps_frame(state: RunState) -> pd.DataFrame:
             "chosen": chosen.id if chosen else "", "edit distance": chosen.edit_distance if chosen else None,
             "dev accuracy": round(100 * chosen.dev_accuracy, 1) if chosen and chosen.dev_accuracy is not None else None,
             "test accuracy": round(100 * st.chosen_test_accuracy, 1) if st.chosen_test_accuracy is not None else None,
-            "candidates": len(st.candidates), "tokens": st.usage.total_tokens, "seconds": round(st.seconds, 1),
+            "candidates": len(st.candidates), "tokens": st.usage.total_tokens,
+            "retries": st.usage.retries, "failed calls": st.usage.failed_calls, "seconds": round(st.seconds, 1),
         })
     return pd.DataFrame(rows, columns=["step", "budget", "decision", "chosen", "edit distance", "dev accuracy",
-                                       "test accuracy", "candidates", "tokens", "seconds"])
+                                       "test accuracy", "candidates", "tokens", "retries", "failed calls",
+                                       "seconds"])
 
 
 def prompt_options(session: GPOSession) -> list[tuple[str, str]]:

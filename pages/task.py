@@ -31,7 +31,7 @@ if source == "Sample task":
             st.error(views.escape_markdown(str(e)))
 else:
     up = st.file_uploader("Task file (CSV, TSV, JSONL or JSON; UTF-8; up to 20 MB)",
-                          type=["csv", "tsv", "jsonl", "ndjson", "json"], key="task_upload",
+                          key="task_upload",
                           help="One labeled example per row: an input column and a target column.")
     preview = None
     if up is not None:
