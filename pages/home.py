@@ -5,6 +5,10 @@ import streamlit as st
 from gpo_core import views
 from gpo_core.studio import Studio
 
+if "studio" not in st.session_state:
+    # A fresh server's first request straight to this page runs it without app.py (Streamlit
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
+    st.switch_page("app.py")
 studio: Studio = st.session_state["studio"]
 
 st.title("GPO Studio")

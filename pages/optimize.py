@@ -8,6 +8,10 @@ from gpo_core.schedule import SCHEDULE_KINDS
 from gpo_core.studio import Studio
 from gpo_core.trajectory import SELECTION_STRATEGIES
 
+if "studio" not in st.session_state:
+    # A fresh server's first request straight to this page runs it without app.py (Streamlit
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
+    st.switch_page("app.py")
 studio: Studio = st.session_state["studio"]
 md = views.escape_markdown
 

@@ -7,6 +7,10 @@ from gpo_core.errors import GPOError
 from gpo_core.studio import Studio
 from gpo_core.task import ANSWER_TYPES, INSTRUCTION_POSITIONS
 
+if "studio" not in st.session_state:
+    # A fresh server's first request straight to this page runs it without app.py (Streamlit
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
+    st.switch_page("app.py")
 studio: Studio = st.session_state["studio"]
 
 st.title("Task")
