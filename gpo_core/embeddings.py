@@ -42,10 +42,13 @@ class SentenceTransformerEmbedder:
 
     model_dir: a local model folder (default: :func:`default_embedding_model_dir`); nothing
     is fetched from a hub. Vectors are L2-normalized float32, shape (n, 384) for MiniLM.
+    threads: torch intra-op threads set when the model loads (process-wide; None leaves
+    torch's default of one per core).
     """
 
-    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", threads: int | None = 1):
         self._model_dir = Path(model_dir) if model_dir else None
+        self._threads = threads
         self._device = device
         self._model = None
         self._lock = threading.Lock()
@@ -56,8 +59,16 @@ class SentenceTransformerEmbedder:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import torch
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
+
+                # One intra-op thread: MiniLM on a few short prompts gains nothing from more,
+                # and torch's default (all cores) spin-waits in OpenMP whenever another thread
+                # (llama.cpp, Streamlit, the HTTP pool) is busy: 1 text took 470 ms instead
+                # of 24 ms on 2 busy cores (benchmarks/retrieval.py).
+                if self._threads is not None:
+                    torch.set_num_threads(self._threads)
 
                 hf_logging.disable_progress_bar()
 

@@ -7,12 +7,19 @@ file stays small and is cheap to rewrite after every step.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 from .models.base import TokenUsage
 from .trajectory import Retrieved, TrajectoryEntry
 
 SCHEMA_VERSION = 1
+
+
+def _shallow(obj) -> dict:
+    """``dataclasses.asdict`` for a record whose fields are scalars (str, int, float, bool,
+    None): same keys, same order, same values, without asdict's per-value deepcopy (which
+    made saving run.json cost ~1 ms per step of history)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def _usage_from(d: dict | None) -> TokenUsage:
@@ -54,7 +61,9 @@ class CandidateRecord:
         return None if self.dev_accuracy is None else round(100 * self.dev_accuracy)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = _shallow(self)
+        d["usage"] = _shallow(self.usage)
+        return d
 
     @staticmethod
     def from_dict(d: dict) -> "CandidateRecord":
@@ -80,7 +89,9 @@ class OptimizerCall:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = _shallow(self)
+        d["candidate_ids"] = list(self.candidate_ids)
+        return d
 
     @staticmethod
     def from_dict(d: dict) -> "OptimizerCall":
@@ -100,7 +111,7 @@ class Decision:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _shallow(self)
 
     @staticmethod
     def from_dict(d: dict | None) -> "Decision | None":
@@ -155,8 +166,15 @@ class StepRecord:
         raise KeyError(candidate_id)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = _shallow(self)
         d["retrieved"] = [r.to_dict() for r in self.retrieved]
+        d["exemplars"] = [dict(e) for e in self.exemplars]
+        d["optimizer_calls"] = [c.to_dict() for c in self.optimizer_calls]
+        d["candidates"] = [c.to_dict() for c in self.candidates]
+        d["decision"] = self.decision.to_dict() if self.decision is not None else None
+        for k in ("usage_optimizer", "usage_dev", "usage_test"):
+            d[k] = _shallow(getattr(self, k))
+        d["added_entry_ids"] = list(self.added_entry_ids)
         return d
 
     @staticmethod

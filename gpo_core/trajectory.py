@@ -11,7 +11,7 @@ put into the meta-prompt. Strategies compared in the paper:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class TrajectoryEntry:
     candidate_id: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @staticmethod
     def from_dict(d: dict) -> "TrajectoryEntry":
@@ -62,7 +62,7 @@ class Retrieved:
         return round(100 * self.dev_accuracy)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @staticmethod
     def from_dict(d: dict) -> "Retrieved":
