@@ -30,9 +30,11 @@ def progress_callback(container):
     return on_progress
 
 
-def run_action(label: str, action, done_message=None) -> None:
-    """Run a long engine action with a live status box; on success queue ``done_message(result)``
-    (if given) and rerun the page, on an engine error show it here."""
+def run_action(label: str, action, done_message=None, rerun: bool = True) -> None:
+    """Run a long engine action with a live status box. On success: with ``rerun`` queue
+    ``done_message(result)`` (if given) and rerun the page (needed when what is drawn above
+    changed); without, show the message and let the page go on rendering the new state
+    (one render per click). On an engine error show it here."""
     with st.status(label, expanded=True) as status:
         try:
             result = action(progress_callback(status))
@@ -40,7 +42,11 @@ def run_action(label: str, action, done_message=None) -> None:
             status.update(label=f"{label} failed", state="error")
             st.error(md(str(e)))
             return
-        status.update(label=label.rstrip("…") + ": done", state="complete")
+        status.update(label=label.rstrip("…") + ": done", state="complete", expanded=False)
+    if not rerun:
+        if done_message is not None:
+            st.success(md(done_message(result)))
+        return
     if done_message is not None:
         studio.flash("success", done_message(result))
     st.rerun()
@@ -135,8 +141,11 @@ stop_clicked = c4.button("Stop", key="stop_auto", help="Stops after the running 
 if stop_clicked:
     st.info(f"Stopped. Every finished step is kept: {done} of {T} steps done.")
 if next_clicked:
+    # Nothing drawn above changes when a step is proposed, so the page renders on without a
+    # second run (a stale enabled "Next step" is harmless: proposing again returns the pending step).
     run_action(f"Running step {done + 1} of {T}: retrieving, sampling candidates, scoring them on dev…", studio.next_step,
-               lambda step: f"Step {step.step}: {len(step.candidates)} candidates ready. Accept one or reject all.")
+               lambda step: f"Step {step.step}: {len(step.candidates)} candidates ready. Accept one or reject all.",
+               rerun=False)
 if auto_clicked:
     studio.auto_steps = int(n_auto)
     with st.status(f"Running {int(n_auto)} steps automatically…", expanded=True) as status:
@@ -205,10 +214,8 @@ for cand in step.candidates:
             continue
         st.code(cand.text, language=None, wrap_lines=True)
         st.markdown("Change vs the current prompt: " + views.diff_markdown(studio.candidate_diff(step, cand)))
-        k1, k2, k3 = st.columns(3)
-        k1.metric("Edit distance", f"{cand.edit_distance} words", help=f"Budget at this step: {step.budget} words")
-        k2.metric("Dev accuracy", views.pct(cand.dev_accuracy))
-        k3.metric("Tokens (dev scoring)", views.candidate_tokens(cand))
+        st.caption(f"Edit distance {cand.edit_distance} words (budget {step.budget}) · dev accuracy "
+                   f"{views.pct(cand.dev_accuracy)} · tokens (dev scoring) {views.candidate_tokens(cand)}")
         if not step.pending:
             continue
         b1, b2, _ = st.columns([1, 1, 3])
