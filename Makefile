@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PORT   ?= 8501
 
-.PHONY: run test setup setup-dev bench demo clean
+.PHONY: run test setup setup-dev bench bench-quality demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ demo: $(VENV)/.runtime
 bench: $(VENV)/.dev
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -r requirements-bench.txt
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/run_all.py
+
+# Issue 6: optimization quality on BIG-Bench Hard with the embedded model (about 35 min here).
+bench-quality: $(VENV)/.dev
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -r requirements-bench.txt
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bbh_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache out
