@@ -17,7 +17,8 @@ _BLUE, _ORANGE, _GREEN, _GRAY, _RED = "#1f77b4", "#ff7f0e", "#2ca02c", "#9aa0a6"
 def _layout(fig: go.Figure, *, title: str, x: str, y: str, height: int) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0, font=dict(size=14)), height=height,
                       margin=dict(l=10, r=10, t=40, b=10), xaxis_title=x, yaxis_title=y,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+                      # legend under the plot, so it never overlaps the title on a narrow column
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0),
                       hovermode="closest", template="plotly_white")
     return fig
 
