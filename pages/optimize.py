@@ -89,8 +89,11 @@ with st.expander("Run settings" if session is None else "Run settings (for a new
                              schedule=schedule, budget_initial=int(initial), budget_final=int(final),
                              warmup=int(warmup), use_budget=use_budget, enforce_budget=enforce,
                              n_exemplars=int(exemplars))
-        st.plotly_chart(charts.schedule_figure(studio.draft_budgets(), height=200), key="draft_schedule",
-                        config={"displayModeBar": False})
+        if session is None:  # with a run open the step's own schedule plot is below; skip the draft's
+            st.plotly_chart(charts.schedule_figure(studio.draft_budgets(), height=200), key="draft_schedule",
+                            config={"displayModeBar": False})
+        else:
+            st.caption("Edit budget per step (words): " + " ".join(str(b) for b in studio.draft_budgets()))
     except GPOError as e:
         st.error(md(str(e)))
     label = "Create the run and score the starting prompt" if session is None else "Start a new run with these settings"
