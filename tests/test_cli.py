@@ -30,7 +30,7 @@ def test_bad_task_file_exits_nonzero_with_one_line(tmp_path):
     (["--candidates", "100"], "candidates"),
     (["--dev-size", "5000"], "dev_size"),
 ])
-def test_bad_settings_exit_before_any_model_call(tmp_path, args, setting):
+def test_bad_settings_exit_2_naming_the_setting(tmp_path, args, setting):
     r = run_cli("run", "--task", "sample_tasks/navigation", "--out", str(tmp_path / "o"), *args, env_home=tmp_path)
     assert r.returncode == 2 and setting in r.stderr and "Traceback" not in r.stderr
 

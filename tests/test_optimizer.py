@@ -100,8 +100,7 @@ def test_reject_all_then_undo_restores_the_prompt_and_trajectory(tmp_path):
     s.undo()   # removes step 1
     assert s.state.current_prompt == "Let's think step by step." and len(s.state.trajectory) == 1
     assert n_traj > 1
-    with pytest.raises(ConfigError):
-        s.undo()
+    with pytest.raises(ConfigError, match="no step to undo"):
         s.undo()
 
 
