@@ -1,6 +1,6 @@
 """GPO Studio: the Streamlit entry point (``make run`` / ``streamlit run app.py``).
 
-Sets up the per-session :class:`gpo_core.studio.Studio` (in ``st.session_state``, so two
+Sets up the per-session :class:`gpo_core.studio.studio.Studio` (in ``st.session_state``, so two
 browser sessions never share a run), the process-wide model resources (``st.cache_resource``:
 built once, loaded lazily on first call) and the page navigation. No model is loaded here.
 """
@@ -9,53 +9,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpo_core.embeddings import CachedEmbedder, SentenceTransformerEmbedder
-from gpo_core.models.cache import CachedChatModel, ResponseCache, default_cache_path
-from gpo_core.models.factory import ModelSpec, build_chat_model
-from gpo_core.studio import Studio, key_fingerprint, models_override_from_env, resource_spec
+from gpo_core.models.provider import ModelProvider
+from gpo_core.studio.studio import Studio
 
 
-@st.cache_resource(show_spinner=False)
-def _response_cache(path: str) -> ResponseCache:
-    return ResponseCache(path)
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _resource(key: tuple, _build):
+    # Heavy, immutable objects (the embedded model, SDK clients, the embedder, the response
+    # cache), one per process. ``key`` holds a model's identity and at most a salted hash of
+    # an API key; the builder (leading underscore) is not hashed, so no key reaches a cache key.
+    return _build()
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _chat_model(spec: dict, key_id: str, _api_key: str | None):
-    # Keyed by the model's identity and a fingerprint of the key; the key itself is an
-    # unhashed argument (leading underscore), so it never becomes part of a cache key.
-    return build_chat_model(ModelSpec(**spec), api_key=_api_key)
-
-
-@st.cache_resource(show_spinner=False)
-def _embedder():
-    return CachedEmbedder(SentenceTransformerEmbedder())
-
-
-class StreamlitResources:
-    """Models and the embedder from st.cache_resource: one of each per process."""
-
-    def chat_model(self, spec: ModelSpec, api_key: str | None, use_cache: bool = True):
-        ident = resource_spec(spec)
-        if spec.backend == "local":
-            # one embedded model object per process, shared by both roles and all sessions
-            model = _chat_model(ident.to_dict(), "none", None)
-        else:
-            model = _chat_model(ident.to_dict(), key_fingerprint(api_key), api_key)
-        if use_cache:  # the SQLite response cache wrapper is cheap; the cache file is shared
-            model = CachedChatModel(model, _response_cache(str(default_cache_path())), namespace=ident.cache_namespace())
-        return model
-
-    def embedder(self):
-        return _embedder()
-
+PROVIDER = ModelProvider(memo=lambda key, build: _resource(key, build))
 
 st.set_page_config(page_title="GPO Studio", page_icon=":material/explore:", layout="wide")
 
 if "studio" not in st.session_state:
-    st.session_state["studio"] = Studio(models_override=models_override_from_env())
+    st.session_state["studio"] = Studio(provider=PROVIDER)
 studio: Studio = st.session_state["studio"]
-studio.resources = StreamlitResources()
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

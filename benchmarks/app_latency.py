@@ -6,7 +6,7 @@
    answers 200, and the home page's "GPO Studio" heading is rendered in the browser.
    No model is loaded for that page (models load lazily on first call).
 2. Click overhead. The app runs with its scripted-model seam (GPO_STUDIO_FAKE_MODELS=1,
-   gpo_core.testing.demo.demo_models: instant, deterministic). In the browser: upload an
+   gpo_core.models.demo.demo_models: instant, deterministic). In the browser: upload an
    arithmetic CSV, set dev/test sizes, create the run (T = 4, 8 candidates), score the
    start, then for each step click "Next step" and wait until the step is rendered (the
    "Waiting for your decision" note and the last button of the page, "Accept best", are
@@ -63,8 +63,8 @@ def get_ok(url: str) -> bool:
 
 def engine_times(csv: bytes, steps: int, home: Path) -> list[float]:
     """propose() time per step through the same Studio facade and fakes, in-process."""
-    from gpo_core.studio import Studio
-    from gpo_core.testing.demo import demo_models
+    from gpo_core.studio.studio import Studio
+    from gpo_core.models.demo import demo_models
 
     studio = Studio(runs_root=home / "runs", models_override=demo_models())
     studio.preview_upload(csv, "arith.csv")

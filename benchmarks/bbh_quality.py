@@ -17,11 +17,11 @@ reports the TEST accuracy of:
    kept.
 
 Every optimized method's final prompt is the chosen prompt with the best dev accuracy
-(the starting prompt included, as :meth:`gpo_core.optimizer.GPOSession.best_prompt`), and
+(the starting prompt included, as :meth:`gpo_core.optimizer.session.GPOSession.best_prompt`), and
 only that prompt is scored on test. GPO and the ablations run through the CLI's wiring:
-models from :func:`gpo_core.runner.model_specs` / :func:`gpo_core.runner.build_models`
-(built once, so the embedded model loads once) and a :class:`~gpo_core.optimizer.GPOSession`
-driven by ``run_auto`` exactly as :func:`gpo_core.runner.run_cli` does. A shared response
+models from :func:`gpo_core.runs.runner.model_specs` / :func:`gpo_core.runs.runner.build_models`
+(built once, so the embedded model loads once) and a :class:`~gpo_core.optimizer.session.GPOSession`
+driven by ``run_auto`` exactly as :func:`gpo_core.runs.runner.run_cli` does. A shared response
 cache (``--cache-dir``) makes identical calls (the starting prompt's scores, step 1 of the
 three retrieval strategies, which see the same one-entry trajectory) run once.
 
@@ -60,16 +60,16 @@ if str(REPO) not in sys.path:  # run as a script from a fresh clone: make gpo_co
     sys.path.insert(0, str(REPO))
 
 from gpo_core.config import RunConfig  # noqa: E402
-from gpo_core.evaluation import evaluate_many  # noqa: E402
-from gpo_core.extraction import extract_candidates  # noqa: E402
-from gpo_core.metaprompt import pick_exemplars  # noqa: E402
+from gpo_core.scoring.evaluation import evaluate_many  # noqa: E402
+from gpo_core.optimizer.extraction import extract_candidates  # noqa: E402
+from gpo_core.optimizer.metaprompt import pick_exemplars  # noqa: E402
 from gpo_core.models.base import ChatRequest, TokenUsage  # noqa: E402
 from gpo_core.models.cache import ResponseCache  # noqa: E402
-from gpo_core.optimizer import GPOSession, Models  # noqa: E402
-from gpo_core.runner import build_models, model_specs  # noqa: E402
-from gpo_core.splits import split_task  # noqa: E402
-from gpo_core.task import DEFAULT_INSTRUCTION, Task, TaskSplits  # noqa: E402
-from gpo_core.task_io import load_task  # noqa: E402
+from gpo_core.optimizer.session import GPOSession, Models  # noqa: E402
+from gpo_core.runs.runner import build_models, model_specs  # noqa: E402
+from gpo_core.tasks.splits import split_task  # noqa: E402
+from gpo_core.tasks.task import DEFAULT_INSTRUCTION, Task, TaskSplits  # noqa: E402
+from gpo_core.tasks.io import load_task  # noqa: E402
 
 #: BBH folder, relative to the repository root (data is read in place, never copied).
 DEFAULT_BBH_DIR = Path("..") / "shared" / "data" / "bbh"
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
     """Run the benchmark; returns the JSON payload written to ``--out``.
 
     models: inject models (tests pass scripted fakes); default: built from the flags with
-    :func:`gpo_core.runner.model_specs` / :func:`~gpo_core.runner.build_models`, cached in
+    :func:`gpo_core.runs.runner.model_specs` / :func:`~gpo_core.runs.runner.build_models`, cached in
     ``--cache-dir``. Raises GPOError (ConfigError, TaskFormatError, ...) for bad settings/data."""
     argv = list(sys.argv[1:] if argv is None else argv)
     a = _parser().parse_args(argv)

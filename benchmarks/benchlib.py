@@ -1,6 +1,6 @@
 """Shared helpers for the benchmarks (issue 4). Not part of gpo_core.
 
-- :class:`ServerProcess`: the loopback :class:`~gpo_core.testing.fake_openai_server.FakeOpenAIServer`
+- :class:`ServerProcess`: the loopback :class:`~gpo_testkit.fake_openai_server.FakeOpenAIServer`
   run in its OWN process, so the server's Python threads do not compete for the client's
   GIL (on 2 cores the client and the server each get one). Counters and recorded request
   bodies are read over a pipe.
@@ -33,7 +33,7 @@ PEER_VENV = BENCH_DIR / ".venv-peer"
 
 def bbh_task(name: str):
     """Load ``../shared/data/bbh/<name>`` with gpo_core's loader (paths relative to the repo)."""
-    from gpo_core.task_io import load_task
+    from gpo_core.tasks.io import load_task
 
     path = (REPO / BBH_DIR / name)
     if not path.is_dir():
@@ -64,7 +64,7 @@ def dspy_aware_responder(body: dict) -> str:
     """The fake server's default reply, except for DSPy ChatAdapter requests (their prompt
     holds ``[[ ## field ## ]]`` markers), which get a reply in DSPy's own format so that
     DSPy parses it on the first call (no JSON-adapter fallback call): a fair peer."""
-    from gpo_core.testing.fake_openai_server import _prompt_text, default_responder
+    from gpo_testkit.fake_openai_server import _prompt_text, default_responder
 
     text = _prompt_text(body)
     if "[[ ## " in text:
@@ -83,7 +83,7 @@ def dspy_aware_responder(body: dict) -> str:
 def serve_main() -> None:
     """Child-process entry: ``python benchlib.py serve LATENCY_S RESPONDER``. Prints the base
     URL, then answers one JSON command per stdin line with one JSON line on stdout."""
-    from gpo_core.testing.fake_openai_server import FakeOpenAIServer
+    from gpo_testkit.fake_openai_server import FakeOpenAIServer
 
     latency_s, responder = float(sys.argv[2]), sys.argv[3]
     resp = dspy_aware_responder if responder == "dspy" else None

@@ -26,8 +26,8 @@ GOAL_S = 0.5
 def run_once(task, base_url: str, cache_path: Path, run_dir: Path, conc: int) -> dict:
     from gpo_core.config import RunConfig
     from gpo_core.models.cache import CachedChatModel, ResponseCache
-    from gpo_core.optimizer import GPOSession, Models
-    from gpo_core.testing.embedders import HashingEmbedder
+    from gpo_core.optimizer.session import GPOSession, Models
+    from gpo_testkit.embedders import HashingEmbedder
 
     cache = ResponseCache(cache_path)
     ns = f"compatible|{base_url}|fake-model"

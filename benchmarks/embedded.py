@@ -40,9 +40,9 @@ def perf(llm) -> dict:
 def throughput(n_examples: int) -> dict:
     import llama_cpp
 
-    from gpo_core.evaluation import evaluate
+    from gpo_core.scoring.evaluation import evaluate
     from gpo_core.models.local_llama import LocalLlamaChatModel
-    from gpo_core.task_io import load_task
+    from gpo_core.tasks.io import load_task
 
     task = load_task(REPO / "sample_tasks" / "navigation")
     examples = task.examples[:n_examples]

@@ -72,11 +72,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one step")
     a = ap.parse_args()
 
-    import gpo_core.optimizer as opt_mod
+    import gpo_core.optimizer.session as opt_mod
     from gpo_core.config import RunConfig
-    from gpo_core.models.scripted import ScriptedChatModel
-    from gpo_core.optimizer import GPOSession, Models
-    from gpo_core.testing.embedders import HashingEmbedder
+    from gpo_testkit.scripted import ScriptedChatModel
+    from gpo_core.optimizer.session import GPOSession, Models
+    from gpo_testkit.embedders import HashingEmbedder
 
     task = bbh_task(a.task)
     tmp = Path(tempfile.mkdtemp(prefix="gpo-bench-overhead-"))

@@ -3,7 +3,7 @@
 Scores the same 8 prompts on the same 48 dev examples (BBH, multiple choice) three ways,
 against one loopback fake server (100 ms latency, own process):
 
-- ours: ``gpo_core.evaluation.evaluate_many`` with OpenAIChatModel, concurrency 32;
+- ours: ``gpo_core.scoring.evaluation.evaluate_many`` with OpenAIChatModel, concurrency 32;
 - DSPy: ``dspy.Evaluate(num_threads=32)`` once per prompt (as DSPy's optimizers score
   candidates), ``dspy.LM("openai/<model>", api_base=server, cache=False)``; DSPy runs in
   its own venv (benchmarks/.venv-peer, see requirements-peer.txt) because its litellm
@@ -66,10 +66,10 @@ def main() -> None:
     ap.add_argument("--no-sequential", action="store_true")
     a = ap.parse_args()
 
-    from gpo_core.evaluation import evaluate_many
-    from gpo_core.answers import extract_answer
+    from gpo_core.scoring.evaluation import evaluate_many
+    from gpo_core.scoring.answers import extract_answer
     from gpo_core.models.base import ChatRequest
-    from gpo_core.task_prompt import task_messages
+    from gpo_core.scoring.task_prompt import task_messages
 
     task = bbh_task(a.task)
     examples = task.explicit_splits["eval"][:48]

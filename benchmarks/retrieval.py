@@ -44,8 +44,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     a = ap.parse_args()
 
-    from gpo_core.embeddings import CachedEmbedder, SentenceTransformerEmbedder
-    from gpo_core.trajectory import TrajectoryEntry, select_update_direction
+    from gpo_core.models.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+    from gpo_core.optimizer.direction import TrajectoryEntry, select_update_direction
 
     rng = random.Random(0)
     texts = prompts(a.size + 9 * a.steps, rng)

@@ -31,11 +31,11 @@ from gpo_core.config import RunConfig  # noqa: E402
 from gpo_core.errors import EndpointDownError  # noqa: E402
 from gpo_core.models.base import TokenUsage  # noqa: E402
 from gpo_core.models.openai_chat import OpenAIChatModel  # noqa: E402
-from gpo_core.optimizer import GPOSession, Models  # noqa: E402
-from gpo_core.store import load_run  # noqa: E402
-from gpo_core.task import Example, Task, TaskSplits  # noqa: E402
-from gpo_core.testing.embedders import HashingEmbedder  # noqa: E402
-from gpo_core.testing.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan  # noqa: E402
+from gpo_core.optimizer.session import GPOSession, Models  # noqa: E402
+from gpo_core.runs.repository import load_run  # noqa: E402
+from gpo_core.tasks.task import Example, Task, TaskSplits  # noqa: E402
+from gpo_testkit.embedders import HashingEmbedder  # noqa: E402
+from gpo_testkit.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan  # noqa: E402
 
 FAIL_MARK = "ZZ-ALWAYS-FAILS"
 RETRIED = {"429_retry_after", "429", "500", "503", "reset", "hang", "malformed", "empty_choices"}

@@ -33,7 +33,7 @@ CPU: dict[str, list[float]] = {"engine": [], "floor": []}
 
 def make_session(task, models, run_dir: Path, concurrency: int):
     from gpo_core.config import RunConfig
-    from gpo_core.optimizer import GPOSession
+    from gpo_core.optimizer.session import GPOSession
 
     cfg = RunConfig(steps=18, candidates=8, k=3, dev_size=48, seed=0)
     return GPOSession.create(task, cfg, models, run_dir=run_dir, concurrency=concurrency)
@@ -74,8 +74,8 @@ def main() -> None:
 
     import openai
 
-    from gpo_core.optimizer import Models
-    from gpo_core.testing.embedders import HashingEmbedder
+    from gpo_core.optimizer.session import Models
+    from gpo_testkit.embedders import HashingEmbedder
 
     conc, lat = a.concurrency, a.latency_ms / 1000.0
     task = bbh_task(a.task)

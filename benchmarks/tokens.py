@@ -75,12 +75,12 @@ def main() -> None:
     import llama_cpp
 
     from gpo_core.config import RunConfig
-    from gpo_core.metaprompt import build_meta_prompt, pick_exemplars
+    from gpo_core.optimizer.metaprompt import build_meta_prompt, pick_exemplars
     from gpo_core.models.local_llama import default_gguf_path
-    from gpo_core.schedule import edit_budget
-    from gpo_core.splits import split_task
-    from gpo_core.task_prompt import render_task_prompt
-    from gpo_core.trajectory import Retrieved
+    from gpo_core.optimizer.schedule import edit_budget
+    from gpo_core.tasks.splits import split_task
+    from gpo_core.scoring.task_prompt import render_task_prompt
+    from gpo_core.optimizer.direction import Retrieved
 
     cfg = RunConfig()
     assert (cfg.candidates, cfg.k, cfg.n_exemplars, cfg.steps) == (CANDIDATES, K, N_EXEMPLARS, STEPS)

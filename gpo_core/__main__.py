@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from gpo_core.cli import main
 
 sys.exit(main())

@@ -12,22 +12,24 @@ import os
 import sys
 from pathlib import Path
 
-from .config import RunConfig
-from .errors import GPOError
-from .schedule import SCHEDULE_KINDS, budget_schedule
-from .trajectory import SELECTION_STRATEGIES
+from gpo_core.settings import (ModelSettings, OptimizerSettings, RunSettings, SplitSettings,
+                               default_model_settings, default_run_settings)
+from gpo_core.errors import ConfigError, GPOError
+from gpo_core.optimizer.schedule import SCHEDULE_KINDS, budget_schedule
+from gpo_core.optimizer.direction import SELECTION_STRATEGIES
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gpo_core", description="GPO Studio engine: optimize a prompt against labeled data (GPO, arXiv 2402.17564).")
     sub = p.add_subparsers(dest="command", required=True)
-    d = RunConfig()
+    d = OptimizerSettings()
+    dt, do = default_model_settings("task", "openai"), default_model_settings("optimizer", "openai")
 
     r = sub.add_parser("run", help="run GPO automatically on a task", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("--task", required=True, help="task file (.csv/.jsonl/.json) or folder with train/eval/test files")
     r.add_argument("--out", required=True, help="output folder: run.json, records/, final_prompt.txt")
-    r.add_argument("--steps", type=int, default=d.steps, help="total optimization steps T")
-    r.add_argument("--candidates", type=int, default=d.candidates, help="candidates sampled per step")
+    r.add_argument("--steps", type=int, default=d.steps, help="total optimization steps T (paper: 18)")
+    r.add_argument("--candidates", type=int, default=d.candidates, help="candidates sampled per step (paper: 8)")
     r.add_argument("--dev-size", type=int, default=None, help="dev examples that score candidates (default: a folder's whole eval split, else min(48, n/4))")
     r.add_argument("--test-size", type=int, default=None, help="test examples scored for each chosen prompt (0 = none; default: a folder's whole test split, else up to 144)")
     r.add_argument("--train-size", type=int, default=None, help="cap on train examples (exemplar pool)")
@@ -50,12 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--task-model", default=None, help="task model (scorer) name, overrides --model")
     r.add_argument("--optimizer-model", default=None, help="optimizer model name, overrides --model")
     r.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL or OpenAI); key from $OPENAI_API_KEY")
-    r.add_argument("--optimizer-temperature", type=float, default=d.optimizer_temperature, help="sampling temperature of the optimizer model")
-    r.add_argument("--task-max-tokens", type=int, default=d.task_max_tokens, help="completion cap of task-model calls (tokens)")
-    r.add_argument("--optimizer-max-tokens", type=int, default=d.optimizer_max_tokens, help="completion cap of optimizer calls (tokens)")
-    r.add_argument("--concurrency", type=int, default=8, help="model calls in flight at once")
-    r.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, seconds (openai backend)")
-    r.add_argument("--seed", type=int, default=d.seed, help="seed of splits and exemplar draws")
+    r.add_argument("--task-temperature", type=float, default=dt.temperature, help="sampling temperature of the task model")
+    r.add_argument("--optimizer-temperature", type=float, default=do.temperature, help="sampling temperature of the optimizer model")
+    r.add_argument("--task-max-tokens", type=int, default=None, help="completion cap of task-model calls (tokens; default 128 embedded, 256 otherwise)")
+    r.add_argument("--optimizer-max-tokens", type=int, default=do.max_tokens, help="completion cap of optimizer calls (tokens)")
+    r.add_argument("--concurrency", type=int, default=dt.concurrency, help="model calls in flight at once (openai backend; the embedded model runs 1)")
+    r.add_argument("--timeout", type=float, default=dt.timeout_s, help="per-request timeout, seconds (openai backend)")
+    r.add_argument("--policy", default=d.policy, help="decision policy (paper: best candidate not chosen before)")
+    r.add_argument("--seed", type=int, default=SplitSettings().seed, help="seed of splits and exemplar draws")
     r.add_argument("--cache-dir", default=None, help="response cache folder (default: $GPO_HOME or the per-user data folder)")
     r.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     r.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -76,22 +80,47 @@ def _cmd_schedule(a) -> int:
     return 0
 
 
-def _cmd_run(a) -> int:
-    from .runner import RunRequest, run_cli
+def settings_from_args(a: argparse.Namespace) -> RunSettings:
+    """The run's settings from the parsed ``run`` flags, validated so that an error names
+    the flag (``--optimizer-temperature``), not an internal field."""
+    base = default_run_settings(a.backend, preset="paper")
 
+    def model(role: str, name: str | None) -> ModelSettings:
+        d = base.model(role)
+        if a.backend == "local":
+            kw = dict(backend="local", model=name or d.model, concurrency=1)
+        else:
+            if not name:
+                raise ConfigError("--model", "the openai backend needs --model (or --task-model and --optimizer-model)")
+            kw = dict(backend="compatible" if a.base_url else "openai", model=name, base_url=a.base_url,
+                      concurrency=a.concurrency)
+        max_tokens = getattr(a, f"{role}_max_tokens")
+        return d.replace(temperature=getattr(a, f"{role}_temperature"),
+                         max_tokens=d.max_tokens if max_tokens is None else max_tokens,
+                         timeout_s=a.timeout, **kw).validate("cli", role)
+
+    if a.concurrency < 1:
+        raise ConfigError("--concurrency", f"must be a whole number >= 1, got {a.concurrency}")
+    settings = RunSettings(
+        splits=SplitSettings(dev_size=a.dev_size, test_size=a.test_size, train_size=a.train_size, seed=a.seed),
+        task_model=model("task", a.task_model or a.model),
+        optimizer_model=model("optimizer", a.optimizer_model or a.model),
+        optimizer=OptimizerSettings(steps=a.steps, candidates=a.candidates, k=a.k, selection=a.selection,
+                                    schedule=a.schedule, budget_initial=a.budget_initial, budget_final=a.budget_final,
+                                    warmup=a.warmup, use_budget=not a.no_budget, enforce_budget=a.enforce_budget,
+                                    n_exemplars=a.exemplars, policy=a.policy))
+    return settings.validate("cli")
+
+
+def _cmd_run(a) -> int:
+    from .runs.runner import RunRequest, run_cli
+
+    a.base_url = a.base_url or os.environ.get("OPENAI_BASE_URL")
     req = RunRequest(
-        task_path=Path(a.task), out_dir=Path(a.out), resume=a.resume, backend=a.backend,
-        task_model=a.task_model or a.model, optimizer_model=a.optimizer_model or a.model,
-        base_url=a.base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=a.concurrency, timeout_s=a.timeout,
+        task_path=Path(a.task), out_dir=Path(a.out), resume=a.resume, settings=settings_from_args(a),
         cache_dir=Path(a.cache_dir) if a.cache_dir else None, use_cache=not a.no_cache,
         instruction=a.instruction, position=a.position, answer_type=a.answer_type,
         input_column=a.input_column, target_column=a.target_column,
-        config=RunConfig(steps=a.steps, candidates=a.candidates, k=a.k, selection=a.selection, schedule=a.schedule,
-                         budget_initial=a.budget_initial, budget_final=a.budget_final, warmup=a.warmup,
-                         use_budget=not a.no_budget, enforce_budget=a.enforce_budget, n_exemplars=a.exemplars,
-                         dev_size=a.dev_size, test_size=a.test_size, train_size=a.train_size, seed=a.seed,
-                         optimizer_temperature=a.optimizer_temperature, task_max_tokens=a.task_max_tokens,
-                         optimizer_max_tokens=a.optimizer_max_tokens),
     )
     printer = (lambda line: None) if a.quiet else (lambda line: print(line, flush=True))
     result = run_cli(req, printer)

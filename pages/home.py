@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from gpo_core import views
-from gpo_core.studio import Studio
+from gpo_core.studio import views
+from gpo_core.studio.studio import Studio
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit

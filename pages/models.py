@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from gpo_core import views
+from gpo_core.studio import views
 from gpo_core.errors import GPOError
-from gpo_core.models.factory import BACKENDS, LOCAL_DEFAULT_MODEL
-from gpo_core.studio import BACKEND_LABELS, DEFAULT_OPENAI_MODEL, ROLES, Studio
+from gpo_core.settings import LOCAL_DEFAULT_MODEL, ROLES
+from gpo_core.studio.studio import BACKEND_LABELS, DEFAULT_OPENAI_MODEL, USER_BACKENDS, Studio
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
@@ -34,10 +34,10 @@ else:
 TITLES = {"task": "Task model (scorer)", "optimizer": "Optimizer model"}
 columns = st.columns(2)
 for role, col in zip(ROLES, columns):
-    spec = studio.specs[role]
+    spec = studio.settings.model(role)
     with col:
         st.subheader(TITLES[role])
-        backend = st.radio("Backend", BACKENDS, index=BACKENDS.index(spec.backend), key=f"{role}_backend",
+        backend = st.radio("Backend", USER_BACKENDS, index=USER_BACKENDS.index(spec.backend) if spec.backend in USER_BACKENDS else 0, key=f"{role}_backend",
                            format_func=BACKEND_LABELS.get)
         if backend == "local":
             default_model = spec.model if spec.backend == "local" else LOCAL_DEFAULT_MODEL

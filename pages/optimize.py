@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from gpo_core import charts, views
+from gpo_core.studio import charts, views
 from gpo_core.errors import GPOError
-from gpo_core.schedule import SCHEDULE_KINDS
-from gpo_core.studio import Studio
-from gpo_core.trajectory import SELECTION_STRATEGIES
+from gpo_core.optimizer.schedule import SCHEDULE_KINDS
+from gpo_core.studio.studio import Studio
+from gpo_core.optimizer.direction import SELECTION_STRATEGIES
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from gpo_core import charts, views
+from gpo_core.studio import charts, views
 from gpo_core.errors import GPOError
-from gpo_core.store import RunInUseError
-from gpo_core.studio import Studio
+from gpo_core.runs.repository import RunInUseError
+from gpo_core.studio.studio import Studio
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from gpo_core import views
+from gpo_core.studio import views
 from gpo_core.errors import GPOError
-from gpo_core.studio import Studio
-from gpo_core.task import ANSWER_TYPES, INSTRUCTION_POSITIONS
+from gpo_core.studio.studio import Studio
+from gpo_core.tasks.task import ANSWER_TYPES, INSTRUCTION_POSITIONS
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from gpo_core.studio import Studio
-from gpo_core.testing.demo import demo_models
+from gpo_core.studio.studio import Studio
+from gpo_core.models.demo import demo_models
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpo_core.testing.fake_openai_server import FakeOpenAIServer
+from gpo_testkit.fake_openai_server import FakeOpenAIServer
 
 
 def pytest_configure(config: pytest.Config) -> None:

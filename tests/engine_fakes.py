@@ -8,10 +8,10 @@ instruction in its prompt contains the word "carefully"; otherwise it always say
 import re
 
 from gpo_core.models.base import ChatRequest
-from gpo_core.models.scripted import ScriptedChatModel
-from gpo_core.optimizer import Models
-from gpo_core.task import Example, Task, TaskSplits
-from gpo_core.testing.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
+from gpo_core.optimizer.session import Models
+from gpo_core.tasks.task import Example, Task, TaskSplits
+from gpo_testkit.embedders import HashingEmbedder
 
 OPTIMIZER_REPLIES = {
     0: "<INS>Let's think step by step carefully.</INS>",
@@ -56,3 +56,31 @@ def fake_models() -> Models:
     task = ScriptedChatModel(task_answer, name="fake-task", max_concurrency=8)
     opt = ScriptedChatModel(optimizer_answer, name="fake-optimizer", max_concurrency=8)
     return Models(task, opt, HashingEmbedder())
+
+
+def run_settings(concurrency: int = 8, **flat) -> "RunSettings":
+    """RunSettings from flat names (steps=, candidates=, dev_size=, seed=, task_max_tokens=,
+    optimizer_temperature=, ...): the optimizer's, the split's, and ``<role>_<field>`` of
+    each model; both models on the scripted ``demo`` backend with ``concurrency``."""
+    from dataclasses import fields
+
+    from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
+
+    opt = {f.name for f in fields(OptimizerSettings)}
+    spl = {f.name for f in fields(SplitSettings)}
+    models = {"task": {"backend": "demo", "model": "fake-task", "temperature": 0.0, "concurrency": concurrency},
+              "optimizer": {"backend": "demo", "model": "fake-optimizer", "temperature": 1.0, "max_tokens": 200,
+                            "concurrency": concurrency}}
+    o, s = {}, {}
+    for k, v in flat.items():
+        if k in opt:
+            o[k] = v
+        elif k in spl:
+            s[k] = v
+        else:
+            role, _, name = k.partition("_")
+            if role not in models or name not in {f.name for f in fields(ModelSettings)}:
+                raise TypeError(f"unknown setting {k}")
+            models[role][name] = v
+    return RunSettings(splits=SplitSettings(**s), task_model=ModelSettings(**models["task"]),
+                       optimizer_model=ModelSettings(**models["optimizer"]), optimizer=OptimizerSettings(**o))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app_support import app_for, arithmetic_csv, make_studio, no_exception, texts
-from gpo_core.studio import Studio
+from gpo_core.studio.studio import Studio
 
 KEY = "sk-typed-in-the-page-3f9a7c"
 

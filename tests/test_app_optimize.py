@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from app_support import app_for, arithmetic_studio, chart_traces, no_exception, texts
-from gpo_core.edits import word_edit_distance
-from gpo_core.optimizer import GPOSession
-from gpo_core.store import RunStore
+from gpo_core.optimizer.edits import word_edit_distance
+from gpo_core.optimizer.session import GPOSession
+from gpo_core.runs.repository import RunStore
 
 
 def _started(tmp_path, **config):

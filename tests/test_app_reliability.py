@@ -24,9 +24,9 @@ from streamlit.testing.v1 import AppTest
 
 from app_support import APP, TIMEOUT, app_for, arithmetic_csv, arithmetic_studio, no_exception, texts
 from gpo_core.models.base import ChatRequest, Completion
-from gpo_core.optimizer import Models
-from gpo_core.studio import Studio
-from gpo_core.testing.demo import demo_models
+from gpo_core.optimizer.session import Models
+from gpo_core.studio.studio import Studio
+from gpo_core.models.demo import demo_models
 
 CORPUS = Path(__file__).parent / "data" / "malformed"
 LOAD = "Load this file as the task"

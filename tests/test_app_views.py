@@ -7,10 +7,10 @@ import string
 from streamlit.testing.v1 import AppTest
 
 from app_support import APP, TIMEOUT, unescape
-from gpo_core import views
-from gpo_core.edits import word_diff
-from gpo_core.models.factory import ModelSpec
-from gpo_core.studio import key_fingerprint, resource_spec
+from gpo_core.studio import views
+from gpo_core.optimizer.edits import word_diff
+from gpo_core.settings import ModelSettings
+from gpo_core.models.provider import key_fingerprint, resource_settings
 
 
 def test_escape_markdown_escapes_every_punctuation_character():
@@ -44,12 +44,12 @@ def test_records_and_compare_frames():
 
 
 def test_resource_identity_ignores_per_request_settings_and_never_holds_the_key():
-    a = ModelSpec(backend="compatible", model="m", base_url="http://h/v1", temperature=0.0, max_tokens=10)
-    b = ModelSpec(backend="compatible", model="m", base_url="http://h/v1", temperature=1.0, max_tokens=99)
-    assert resource_spec(a) == resource_spec(b)
-    local_task = ModelSpec(backend="local", temperature=0.0, max_tokens=128)
-    local_opt = ModelSpec(backend="local", temperature=1.0, max_tokens=96, concurrency=1)
-    assert resource_spec(local_task) == resource_spec(local_opt)
+    a = ModelSettings(backend="compatible", model="m", base_url="http://h/v1", temperature=0.0, max_tokens=10)
+    b = ModelSettings(backend="compatible", model="m", base_url="http://h/v1", temperature=1.0, max_tokens=99)
+    assert resource_settings(a) == resource_settings(b)
+    local_task = ModelSettings(backend="local", temperature=0.0, max_tokens=128)
+    local_opt = ModelSettings(backend="local", temperature=1.0, max_tokens=96, concurrency=1)
+    assert resource_settings(local_task) == resource_settings(local_opt)
     fp = key_fingerprint("sk-secret-value")
     assert "secret" not in fp and fp != key_fingerprint("sk-other") and key_fingerprint(None) == "env"
 

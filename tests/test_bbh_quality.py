@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gpo_core.models.scripted import ScriptedChatModel, prompt_text
-from gpo_core.optimizer import Models
-from gpo_core.testing.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel, prompt_text
+from gpo_core.optimizer.session import Models
+from gpo_testkit.embedders import HashingEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_every_method_row_with_accuracies_in_range(tmp_path, script):
 
 
 def test_ape_meta_prompt_holds_only_exemplars(script):
-    from gpo_core.task import Example
+    from gpo_core.tasks.task import Example
 
     meta = script.ape_meta_prompt([Example("2 + 2 ?", "4"), Example("3 + 1 ?", "4")])
     assert "Input: 2 + 2 ?\nOutput: 4" in meta and "Input: 3 + 1 ?" in meta

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from gpo_core.records import RunState
-from gpo_core.store import records_path
+from gpo_core.runs.records import RunState
+from gpo_core.runs.repository import records_path
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 3

@@ -2,7 +2,7 @@
 
 Upload a CSV, score the starting prompt, run one step, accept a candidate, download the final
 prompt and compare its text with the accepted candidate. The app runs with scripted models
-(``GPO_STUDIO_FAKE_MODELS=1``, read only by ``gpo_core.studio.models_override_from_env``) so
+(``GPO_STUDIO_FAKE_MODELS=1``, read only by ``gpo_core.studio.studio.models_override_from_env``) so
 the test is fast and deterministic; everything else (Streamlit server, widgets, uploads,
 reruns, downloads, saving the run) is the real thing.
 

@@ -1,4 +1,4 @@
-from gpo_core.edits import word_diff, word_edit_distance
+from gpo_core.optimizer.edits import word_diff, word_edit_distance
 
 
 def test_edit_distance_counts_words_not_characters():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from gpo_core.embeddings import CachedEmbedder, SentenceTransformerEmbedder
-from gpo_core.testing.embedders import HashingEmbedder
-from gpo_core.trajectory import TrajectoryEntry, select_update_direction
+from gpo_core.models.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+from gpo_testkit.embedders import HashingEmbedder
+from gpo_core.optimizer.direction import TrajectoryEntry, select_update_direction
 
 
 def test_cached_embedder_embeds_each_text_once():

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gpo_core.errors import ConfigError
-from gpo_core.evaluation import (
+from gpo_core.scoring.evaluation import (
     EvalResult,
     EvaluationCancelled,
     ExampleRecord,
@@ -16,8 +16,8 @@ from gpo_core.evaluation import (
     evaluate_many,
 )
 from gpo_core.models.base import ChatModel, ChatRequest, Completion
-from gpo_core.task import Example
-from gpo_core.task_prompt import render_task_prompt
+from gpo_core.tasks.task import Example
+from gpo_core.scoring.task_prompt import render_task_prompt
 
 
 class FakeTaskModel:

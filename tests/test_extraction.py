@@ -1,6 +1,6 @@
 import pytest
 
-from gpo_core.extraction import extract_candidates
+from gpo_core.optimizer.extraction import extract_candidates
 
 
 @pytest.mark.parametrize("reply,expected,method", [

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gpo_core.testing.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan, default_responder
+from gpo_testkit.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan, default_responder
 
 
 def post(server, body, key="sk-fake-key-123", timeout=5.0):
@@ -179,7 +179,7 @@ def _safe_post(server):
 
 
 def test_command_line_serves_until_stopped():
-    proc = subprocess.Popen([sys.executable, "-m", "gpo_core.testing.fake_openai_server", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "gpo_testkit.fake_openai_server", "--port", "0",
                              "--latency-ms", "5", "--fault-rate", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

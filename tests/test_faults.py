@@ -20,16 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from gpo_core.config import RunConfig
+from engine_fakes import run_settings
 from gpo_core.errors import EndpointDownError
 from gpo_core.models.base import ChatRequest, TokenUsage
 from gpo_core.models.openai_chat import OpenAIChatModel
-from gpo_core.optimizer import GPOSession, Models
-from gpo_core.store import load_run
-from gpo_core.task import Example, Task, TaskSplits
-from gpo_core.templates import PLACEHOLDER
-from gpo_core.testing.embedders import HashingEmbedder
-from gpo_core.testing.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan, default_responder
+from gpo_core.optimizer.session import GPOSession, Models
+from gpo_core.runs.repository import load_run
+from gpo_core.tasks.task import Example, Task, TaskSplits
+from gpo_core.optimizer.templates import PLACEHOLDER
+from gpo_testkit.embedders import HashingEmbedder
+from gpo_testkit.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan, default_responder
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-faults-not-a-real-key"
@@ -98,11 +98,11 @@ def test_a_run_with_30_percent_faults_finishes_and_loses_nothing(make_fake_serve
     plan = FaultPlan(rate=0.3, kinds=FAULT_KINDS, schedule=every_kind, retry_after_s=0.1, hang_s=HANG_S,
                      by_prompt={FAIL_MARK: "503"})
     server = make_fake_server(faults=plan, seed=7, responder=empty_second_sample)
-    cfg = RunConfig(steps=3, candidates=4, k=3, dev_size=len(dev), test_size=len(test), seed=0,
+    cfg = run_settings(steps=3, candidates=4, k=3, dev_size=len(dev), test_size=len(test), seed=0,
                     optimizer_max_tokens=60, task_max_tokens=16)
     run_dir = tmp_path / "run"
     session = GPOSession.create(mc_task(dev + test + train), cfg, server_models(server), run_dir=run_dir,
-                                run_id="faults", concurrency=8, splits=TaskSplits(train, dev, test, train))
+                                run_id="faults", splits=TaskSplits(train, dev, test, train))
     session.run_auto()
 
     # Every step is complete and saved.
@@ -179,7 +179,7 @@ def test_retries_are_bounded_in_time_when_every_attempt_hangs(make_fake_server):
 def test_endpoint_down_mid_run_stops_the_step_and_the_run_resumes(make_fake_server, tmp_path):
     server = make_fake_server()
     examples = mc_examples(20)
-    cfg = RunConfig(steps=3, candidates=2, dev_size=4, test_size=2, seed=1, task_max_tokens=16,
+    cfg = run_settings(steps=3, candidates=2, dev_size=4, test_size=2, seed=1, task_max_tokens=16,
                     optimizer_max_tokens=60)
     run_dir = tmp_path / "run"
     session = GPOSession.create(mc_task(examples), cfg, server_models(server, backoff_s=0.01), run_dir=run_dir,

@@ -16,8 +16,8 @@ from typing import Callable
 import pytest
 
 from gpo_core.errors import TaskFormatError
-from gpo_core.task import Task
-from gpo_core.task_io import (
+from gpo_core.tasks.task import Task
+from gpo_core.tasks.io import (
     MAX_FIELD_CHARS,
     load_task,
     load_task_bytes,

@@ -1,8 +1,8 @@
 import random
 
-from gpo_core.metaprompt import build_meta_prompt, pick_exemplars
-from gpo_core.task import Example
-from gpo_core.trajectory import Retrieved
+from gpo_core.optimizer.metaprompt import build_meta_prompt, pick_exemplars
+from gpo_core.tasks.task import Example
+from gpo_core.optimizer.direction import Retrieved
 
 RETRIEVED = [Retrieved(0, "Let's think step by step.", 0.4, 0, 1.0, "newest"),
              Retrieved(3, "Count carefully.", 0.65, 1, 0.3, "most similar")]

@@ -10,8 +10,8 @@ import pytest
 from gpo_core.models.base import ChatModel, ChatRequest, TokenUsage
 from gpo_core.models.cache import CachedChatModel, ResponseCache, cache_key, default_cache_dir, default_cache_path
 from gpo_core.models.openai_chat import OpenAIChatModel
-from gpo_core.models.scripted import ScriptedChatModel
-from gpo_core.testing.fake_openai_server import FaultPlan
+from gpo_testkit.scripted import ScriptedChatModel
+from gpo_testkit.fake_openai_server import FaultPlan
 
 SENTINEL_KEY = "sk-SENTINEL-cache-test-9f8e7d6c5b4a"
 

@@ -1,5 +1,5 @@
 """OpenAIChatModel against the loopback fake server: replies, usage, retries, errors, keys;
-ModelSpec validation and build_chat_model."""
+ModelSettings validation and build_chat_model."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 from gpo_core.errors import ConfigError
 from gpo_core.models.base import ChatRequest, TokenUsage
 from gpo_core.models.cache import CachedChatModel, ResponseCache
-from gpo_core.models.factory import ModelSpec, build_chat_model
+from gpo_core.models.provider import build_chat_model
+from gpo_core.settings import ModelSettings
 from gpo_core.models.openai_chat import (OpenAIChatModel, _is_retryable, check_connection, http_library,
                                          retry_after_seconds)
-from gpo_core.testing.fake_openai_server import FaultPlan
+from gpo_testkit.fake_openai_server import FaultPlan
 
 httpx = http_library()  # httpx, or httpx2 under openai 3.x
 SENTINEL_KEY = "sk-SENTINEL-openai-test-0123456789abcdef"
@@ -265,7 +266,7 @@ def test_check_connection_reports_ok_and_failure(make_fake_server):
     assert SENTINEL_KEY not in message
 
 
-# ---------------------------------------------------------------- ModelSpec / factory
+# ---------------------------------------------------------------- ModelSettings / factory
 
 
 @pytest.mark.parametrize("changes, setting", [
@@ -281,28 +282,28 @@ def test_check_connection_reports_ok_and_failure(make_fake_server):
     ({"backend": "local", "model": "/no/such/file.gguf"}, "model"),
 ])
 def test_model_spec_validation_names_the_setting(changes, setting):
-    spec = ModelSpec(**changes)
+    spec = ModelSettings(**changes)
     with pytest.raises(ConfigError) as info:
         spec.validate("task_model")
     assert info.value.setting == f"task_model.{setting}"
 
 
 def test_model_spec_round_trip_and_no_key_field():
-    spec = ModelSpec(backend="compatible", model="llama3", base_url="http://127.0.0.1:8000/v1",
+    spec = ModelSettings(backend="compatible", model="llama3", base_url="http://127.0.0.1:8000/v1",
                      temperature=0.5, max_tokens=64, concurrency=4, timeout_s=10.0)
     data = spec.to_dict()
     assert "api_key" not in data
-    assert ModelSpec.from_dict(data) == spec
+    assert ModelSettings.from_dict(data) == spec
     with pytest.raises(ConfigError, match="api_key"):
-        ModelSpec.from_dict({**data, "api_key": "sk-x"})
+        ModelSettings.from_dict({**data, "api_key": "sk-x"})
     with pytest.raises(ConfigError, match="colour"):
-        ModelSpec.from_dict({**data, "colour": "red"})
+        ModelSettings.from_dict({**data, "colour": "red"})
     with pytest.raises(ConfigError, match="max_tokens"):
-        ModelSpec.from_dict({**data, "max_tokens": "many"})
+        ModelSettings.from_dict({**data, "max_tokens": "many"})
 
 
 def test_build_chat_model_for_compatible_server_with_cache(fake_server, tmp_path):
-    spec = ModelSpec(backend="compatible", model="fake-model", base_url=fake_server.base_url, concurrency=5)
+    spec = ModelSettings(backend="compatible", model="fake-model", base_url=fake_server.base_url, concurrency=5)
     with ResponseCache(tmp_path / "c.sqlite") as cache:
         model = build_chat_model(spec, api_key=SENTINEL_KEY, cache=cache)
         assert isinstance(model, CachedChatModel)
@@ -315,7 +316,7 @@ def test_build_chat_model_for_compatible_server_with_cache(fake_server, tmp_path
 
 
 def test_build_chat_model_local_does_not_load(monkeypatch):
-    model = build_chat_model(ModelSpec(backend="local"))
+    model = build_chat_model(ModelSettings(backend="local"))
     assert model.name == "local:SmolLM2-135M-Instruct.Q4_1"
     assert model.max_concurrency == 1
     assert not model.loaded

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from gpo_core.config import RunConfig
+from engine_fakes import run_settings
 from gpo_core.errors import ConfigError, EndpointDownError
-from gpo_core.models.scripted import ScriptedChatModel
-from gpo_core.optimizer import GPOSession, Models
-from gpo_core.testing.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
+from gpo_core.optimizer.session import GPOSession, Models
+from gpo_testkit.embedders import HashingEmbedder
 
 from engine_fakes import fake_models, parity_splits, parity_task
 
@@ -15,8 +15,8 @@ CFG = dict(steps=4, candidates=4, k=3, dev_size=None, test_size=None)
 
 def new_session(tmp_path=None, models=None, **cfg):
     models = models or fake_models()
-    s = GPOSession.create(parity_task(), RunConfig(**(CFG | cfg)), models, splits=parity_splits(),
-                          run_dir=tmp_path, concurrency=4)
+    s = GPOSession.create(parity_task(), run_settings(**(CFG | cfg)), models, splits=parity_splits(),
+                          run_dir=tmp_path)
     return s, models
 
 
@@ -175,5 +175,5 @@ def test_bad_settings_refused_before_any_call():
     models = fake_models()
     for bad in (dict(k=0), dict(candidates=100), dict(budget_initial=10, budget_final=50), dict(task_temperature=-1)):
         with pytest.raises(ConfigError):
-            GPOSession.create(parity_task(), RunConfig(**(CFG | bad)), models, splits=parity_splits())
+            GPOSession.create(parity_task(), run_settings(**(CFG | bad)), models, splits=parity_splits())
     assert models.task.calls == [] and models.optimizer.calls == []

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from gpo_core.errors import ConfigError
-from gpo_core.schedule import budget_schedule, edit_budget
+from gpo_core.optimizer.schedule import budget_schedule, edit_budget
 
 PAPER_COSINE = [49, 48, 47, 45, 42, 40, 36, 33, 30, 26, 23, 20, 17, 14, 12, 11, 10, 10]
 PAPER_LINEAR = [47, 45, 43, 41, 38, 36, 34, 32, 30, 27, 25, 23, 21, 18, 16, 14, 12, 10]

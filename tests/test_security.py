@@ -25,18 +25,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_support import APP, TIMEOUT, no_exception
-from gpo_core.config import RunConfig
+from engine_fakes import run_settings
 from gpo_core.errors import EndpointDownError, RunFileError
-from gpo_core.exports import export_json, export_markdown, export_records_csv, final_prompt_text
+from gpo_core.runs.exports import export_json, export_markdown, export_records_csv, final_prompt_text
 from gpo_core.models.base import ChatRequest
 from gpo_core.models.cache import CachedChatModel, ResponseCache
 from gpo_core.models.openai_chat import OpenAIChatModel
-from gpo_core.models.scripted import ScriptedChatModel
-from gpo_core.optimizer import GPOSession, Models
-from gpo_core.studio import Studio
-from gpo_core.task import Example, Task
-from gpo_core.task_io import load_task_bytes
-from gpo_core.testing.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
+from gpo_core.optimizer.session import GPOSession, Models
+from gpo_core.studio.studio import Studio
+from gpo_core.tasks.task import Example, Task
+from gpo_core.tasks.io import load_task_bytes
+from gpo_testkit.embedders import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,8 +123,8 @@ def _key_session(server, key, run_dir, cache_path, examples):
     models = Models(model("fake-model"), model("fake-model"), HashingEmbedder(),
                     {"backend": "compatible", "model": "fake-model", "base_url": server.base_url},
                     {"backend": "compatible", "model": "fake-model", "base_url": server.base_url})
-    cfg = RunConfig(steps=2, candidates=2, dev_size=4, test_size=2, task_max_tokens=16, optimizer_max_tokens=60)
-    return GPOSession.create(task, cfg, models, run_dir=run_dir, run_id=run_dir.name, concurrency=4), cache
+    cfg = run_settings(steps=2, candidates=2, dev_size=4, test_size=2, task_max_tokens=16, optimizer_max_tokens=60)
+    return GPOSession.create(task, cfg, models, run_dir=run_dir, run_id=run_dir.name), cache
 
 
 def test_key_never_leaks_in_process_with_debug_logging(make_fake_server, tmp_path, sentinel, caplog, capfd):
@@ -151,7 +151,7 @@ def test_key_never_leaks_in_process_with_debug_logging(make_fake_server, tmp_pat
     c = down.complete(ChatRequest.user("Hi"))
     assert c.error and sentinel not in c.error and sentinel not in repr(down)
     gone = GPOSession.create(Task("colours", examples, answer_type="multiple_choice"),
-                             RunConfig(steps=1, candidates=1, dev_size=2, test_size=0),
+                             run_settings(steps=1, candidates=1, dev_size=2, test_size=0),
                              Models(down, down, HashingEmbedder()), run_dir=tmp_path / "runs" / "r2")
     with pytest.raises(EndpointDownError) as err:
         gone.start()
@@ -362,7 +362,7 @@ def test_csv_export_of_a_real_run_neutralizes_formula_cells(tmp_path):
 
     models = Models(ScriptedChatModel(task_reply, name="t"),
                     ScriptedChatModel(["<INS>Think carefully about parity.</INS>"], name="o"), HashingEmbedder())
-    session = GPOSession.create(task, RunConfig(steps=1, candidates=1, dev_size=12, test_size=6), models,
+    session = GPOSession.create(task, run_settings(steps=1, candidates=1, dev_size=12, test_size=6), models,
                                 run_dir=tmp_path / "run")
     session.run_auto()
     keys = ["initial", session.state.steps[0].candidates[0].id]
@@ -385,7 +385,7 @@ def _saved_run(run_dir: Path, run_id: str) -> None:
                 answer_type="yes_no")
     models = Models(ScriptedChatModel(["yes"], name="t"), ScriptedChatModel(["<INS>Think twice.</INS>"], name="o"),
                     HashingEmbedder())
-    s = GPOSession.create(task, RunConfig(steps=1, candidates=1, dev_size=4, test_size=2), models,
+    s = GPOSession.create(task, run_settings(steps=1, candidates=1, dev_size=4, test_size=2), models,
                           run_dir=run_dir, run_id=run_id)
     s.start()
     for lease in run_dir.glob("lease*"):  # the session that saved it is long gone

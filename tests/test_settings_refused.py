@@ -1,6 +1,6 @@
 """Bad settings are refused with a message naming the setting before any model call is made.
 
-Each bad setting is tried where a user can give it: RunConfig / ModelSpec validation,
+Each bad setting is tried where a user can give it: RunConfig / ModelSettings validation,
 GPOSession.create (with models that count their calls: a scripted model and the real OpenAI
 path against the fake server), the Studio (the app's facade), and the command line. An
 unknown model name cannot be known before asking the server: its 404 must give a clear
@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 
 from app_support import app_for, arithmetic_csv, make_studio, no_exception, texts
-from gpo_core.config import MAX_CANDIDATES, RunConfig
+from gpo_core.settings import MAX_CANDIDATES
 from gpo_core.errors import ConfigError, EndpointDownError
-from gpo_core.models.factory import ModelSpec
+from gpo_core.settings import ModelSettings
 from gpo_core.models.openai_chat import OpenAIChatModel, check_connection
-from gpo_core.models.scripted import ScriptedChatModel
-from gpo_core.optimizer import GPOSession, Models
-from gpo_core.runner import model_specs
-from gpo_core.studio import Studio
-from gpo_core.task import Example, Task
-from gpo_core.testing.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
+from gpo_core.optimizer.session import GPOSession, Models
+from gpo_core.cli import main as cli_main
+from gpo_core.studio.studio import Studio
+from gpo_core.tasks.task import Example, Task
+from gpo_testkit.embedders import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 N_EXAMPLES = 20
@@ -40,12 +40,12 @@ BAD_CONFIGS = [
     ({"candidates": 0}, "candidates"),
     ({"steps": 0}, "steps"),
     ({"dev_size": 0}, "dev_size"),
-    ({"optimizer_temperature": -0.5}, "optimizer_temperature"),
-    ({"task_temperature": -1.0}, "task_temperature"),
+    ({"optimizer_temperature": -0.5}, "optimizer_model.temperature"),
+    ({"task_temperature": -1.0}, "task_model.temperature"),
     ({"selection": "random"}, "selection"),
     ({"schedule": "exponential"}, "schedule"),
     ({"warmup": 50, "steps": 5}, "warmup"),
-    ({"task_max_tokens": 0}, "task_max_tokens"),
+    ({"task_max_tokens": 0}, "task_model.max_tokens"),
 ]
 
 #: (RunConfig changes, setting) that only the task's size can refute
@@ -73,7 +73,7 @@ def counting_models(server=None) -> tuple[Models, list]:
 @pytest.mark.parametrize("changes,setting", BAD_CONFIGS + TOO_BIG)
 def test_bad_run_settings_are_refused_before_any_call(changes, setting, fake_server, tmp_path):
     base = {"steps": 5, "candidates": 2, "dev_size": 4, "test_size": 2}
-    cfg = RunConfig(**(base | changes))
+    cfg = run_settings(**(base | changes))
     if (changes, setting) in BAD_CONFIGS:
         with pytest.raises(ConfigError, match=f"setting '{setting}'"):
             cfg.validate()
@@ -104,13 +104,13 @@ def test_bad_run_settings_are_refused_before_any_call(changes, setting, fake_ser
 ])
 def test_bad_model_settings_are_refused(changes, setting):
     with pytest.raises(ConfigError, match=f"setting 'task_model.{setting}'"):
-        ModelSpec(**changes).validate("task_model")
+        ModelSettings(**changes).validate("engine", "task")
 
 
-def test_cli_local_backend_refuses_a_model_that_is_not_gguf():
-    with pytest.raises(ConfigError, match="model"):
-        model_specs("local", "tiny-model.bin", "tiny-model.bin", base_url=None, concurrency=1, timeout_s=10,
-                    config=RunConfig())
+def test_cli_local_backend_refuses_a_model_that_is_not_gguf(tmp_path, capsys):
+    code = cli_main(["run", "--task", str(ROOT / "sample_tasks" / "navigation"), "--out", str(tmp_path / "o"),
+                     "--task-model", "tiny-model.bin"])
+    assert code == 2 and "setting '--task-model'" in capsys.readouterr().err
 
 
 def test_studio_refuses_bad_settings_and_keeps_the_previous_ones(tmp_path):
@@ -118,20 +118,29 @@ def test_studio_refuses_bad_settings_and_keeps_the_previous_ones(tmp_path):
     studio.preview_upload(arithmetic_csv(20), "arith.csv")
     studio.load_upload("question", "answer")
     before = studio.config
+    from dataclasses import fields
+
+    from gpo_core.settings import OptimizerSettings, label_of
+
+    names = {f.name for f in fields(OptimizerSettings)}
     for changes, setting in BAD_CONFIGS:
-        with pytest.raises(ConfigError, match=f"setting '{setting}'"):
+        if not set(changes) <= names:
+            continue
+        widget = label_of(OptimizerSettings(), setting, "app")  # the error names the widget touched
+        with pytest.raises(ConfigError) as err:
             studio.update_config(**changes)
+        assert err.value.setting == widget and widget != setting
         assert studio.config == before
     with pytest.raises(ConfigError, match="dev_size"):
         studio.update_splits(dev_size=21, test_size=0)
-    spec = studio.specs["task"]
-    with pytest.raises(ConfigError, match="task_model.temperature"):
+    spec = studio.settings.task_model
+    with pytest.raises(ConfigError, match="Task model · Temperature"):
         studio.set_model("task", backend="local", model="", base_url=None, temperature=-1, max_tokens=64,
-                         concurrency=1)
-    with pytest.raises(ConfigError, match="task_model.model"):
+                         concurrency=1, timeout_s=30)
+    with pytest.raises(ConfigError, match="Task model · Model"):
         studio.set_model("task", backend="local", model="tiny-model.bin", base_url=None, temperature=0,
-                         max_tokens=64, concurrency=1)
-    assert studio.specs["task"] == spec
+                         max_tokens=64, concurrency=1, timeout_s=30)
+    assert studio.settings.task_model == spec
     assert studio.session is None
     assert studio.models_override.task.call_count == 0 and studio.models_override.optimizer.call_count == 0
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("run.json"))
@@ -143,8 +152,8 @@ def test_models_page_refuses_a_local_model_that_is_not_gguf(tmp_path):
     at.text_input(key="task_model_local").set_value("tiny-model.bin").run()
     no_exception(at)
     errors = texts(at.error)
-    assert len(errors) == 1 and "task_model.model" in errors[0] and ".gguf" in errors[0], errors
-    assert studio.specs["task"].model != "tiny-model.bin"
+    assert len(errors) == 1 and "Task model · Model" in errors[0] and ".gguf" in errors[0], errors
+    assert studio.settings.task_model.model != "tiny-model.bin"
 
 
 # ----------------------------------------------------------------------------- unknown model
@@ -155,7 +164,7 @@ def test_unknown_model_gives_a_clear_error_at_the_first_calls_without_retries(ma
     model = OpenAIChatModel("gpt-nope", api_key="sk-x", base_url=server.base_url, backoff_s=0.01)
     ok, message, _ = check_connection(model)
     assert not ok and message.startswith("unknown model 'gpt-nope' (HTTP 404") and server.chat_requests == 1
-    session = GPOSession.create(parity_task(), RunConfig(steps=2, candidates=2, dev_size=4, test_size=2),
+    session = GPOSession.create(parity_task(), run_settings(steps=2, candidates=2, dev_size=4, test_size=2),
                                 Models(model, model, HashingEmbedder()), run_dir=tmp_path / "run")
     with pytest.raises(EndpointDownError, match="unknown model 'gpt-nope'"):
         session.start()

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gpo_core.errors import ConfigError
-from gpo_core.splits import split_task
-from gpo_core.task import Example, Task
-from gpo_core.task_io import load_task
+from gpo_core.tasks.splits import split_task
+from gpo_core.tasks.task import Example, Task
+from gpo_core.tasks.io import load_task
 
 BBH = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bbh"
 

@@ -3,17 +3,17 @@ import os
 
 import pytest
 
-from gpo_core.config import RunConfig
+from engine_fakes import run_settings
 from gpo_core.errors import RunFileError
-from gpo_core.exports import export_json, export_markdown, final_prompt_text
-from gpo_core.optimizer import GPOSession
-from gpo_core.store import RunStore, load_run, save_run
+from gpo_core.runs.exports import export_json, export_markdown, final_prompt_text
+from gpo_core.optimizer.session import GPOSession
+from gpo_core.runs.repository import RunStore, load_run, save_run
 
 from engine_fakes import fake_models, parity_splits, parity_task
 
 
 def finished_session(run_dir):
-    s = GPOSession.create(parity_task(), RunConfig(steps=2, candidates=3, dev_size=None, test_size=None),
+    s = GPOSession.create(parity_task(), run_settings(steps=2, candidates=3, dev_size=None, test_size=None),
                           fake_models(), splits=parity_splits(), run_dir=run_dir, run_id=run_dir.name)
     s.run_auto()
     return s
@@ -82,7 +82,7 @@ def test_csv_export_neutralizes_formula_cells():
     import csv
     import io
 
-    from gpo_core.exports import export_records_csv
+    from gpo_core.runs.exports import export_records_csv
 
     text = export_records_csv([{"input": "=cmd()", "target": "+1", "parsed_answer": "@x", "correct": False,
                                 "raw_output": "-2+3", "error": None, "prompt_tokens": 3, "completion_tokens": 1},
@@ -94,7 +94,7 @@ def test_csv_export_neutralizes_formula_cells():
 
 
 def test_two_sessions_never_write_the_same_run_unasked(tmp_path):
-    from gpo_core.store import RunInUseError
+    from gpo_core.runs.repository import RunInUseError
 
     first = finished_session(tmp_path / "shared")            # holds the lease by saving
     first.config.steps = 4
@@ -112,7 +112,7 @@ def test_two_sessions_never_write_the_same_run_unasked(tmp_path):
 def test_a_stale_lease_is_free_again(tmp_path):
     import time
 
-    from gpo_core.store import LEASE_TTL_S, claim_run
+    from gpo_core.runs.repository import LEASE_TTL_S, claim_run
 
     finished_session(tmp_path / "old")
     claim_run(tmp_path / "old", "someone-else", now=time.time() - LEASE_TTL_S - 1, force=True)

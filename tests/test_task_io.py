@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from gpo_core.errors import ConfigError, TaskFormatError
-from gpo_core.task import ANSWER_TYPES, DEFAULT_INSTRUCTION
-from gpo_core.task_io import (
+from gpo_core.tasks.task import ANSWER_TYPES, DEFAULT_INSTRUCTION
+from gpo_core.tasks.io import (
     guess_columns,
     infer_answer_type,
     list_sample_tasks,

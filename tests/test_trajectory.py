@@ -1,8 +1,8 @@
 import pytest
 
 from gpo_core.errors import ConfigError
-from gpo_core.testing.embedders import HashingEmbedder
-from gpo_core.trajectory import TrajectoryEntry, select_update_direction
+from gpo_testkit.embedders import HashingEmbedder
+from gpo_core.optimizer.direction import TrajectoryEntry, select_update_direction
 
 
 def traj():

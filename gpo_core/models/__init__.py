@@ -10,16 +10,16 @@ from typing import Any
 
 from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage
 from gpo_core.models.cache import CachedChatModel, ResponseCache, cache_key, default_cache_dir, default_cache_path
-from gpo_core.models.factory import BACKENDS, ModelSpec, build_chat_model
-from gpo_core.models.scripted import ScriptedChatModel
 
 __all__ = [
-    "BACKENDS", "CachedChatModel", "ChatModel", "ChatRequest", "Completion", "LocalLlamaChatModel",
-    "ModelSpec", "OpenAIChatModel", "ResponseCache", "ScriptedChatModel", "TokenUsage", "build_chat_model",
+    "CachedChatModel", "ChatModel", "ChatRequest", "Completion", "LocalLlamaChatModel",
+    "OpenAIChatModel", "ResponseCache", "TokenUsage", "ModelProvider", "build_chat_model",
     "cache_key", "check_connection", "default_cache_dir", "default_cache_path", "default_gguf_path",
 ]
 
 _LAZY = {
+    "ModelProvider": "gpo_core.models.provider",
+    "build_chat_model": "gpo_core.models.provider",
     "OpenAIChatModel": "gpo_core.models.openai_chat",
     "check_connection": "gpo_core.models.openai_chat",
     "LocalLlamaChatModel": "gpo_core.models.local_llama",

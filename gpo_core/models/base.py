@@ -3,7 +3,7 @@
 Implementations: :mod:`gpo_core.models.openai_chat` (OpenAI or any OpenAI-compatible
 server through the ``openai`` SDK), :mod:`gpo_core.models.local_llama` (embedded
 SmolLM2-135M-Instruct via llama-cpp-python), :mod:`gpo_core.models.cache` (a persistent
-SQLite cache wrapping either) and :mod:`gpo_core.models.scripted` (scripted fake for tests).
+SQLite cache wrapping either) and :mod:`gpo_testkit.scripted` (scripted fake for tests).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class Completion:
     text: completion text ("" on error). prompt_tokens / completion_tokens: usage in tokens
     as reported by the backend (0 when unknown or cached). attempts: HTTP attempts made
     (1 = no retry; 0 = served from cache). error: None, or a one-line reason when every
-    attempt failed. latency_s: wall time of the call in seconds. cached: served from cache.
+    attempt failed. latency_s: wall time of the call in seconds. cached: served from cache
+    (the token counts are then those the call cost when it was made). model: the model name
+    the backend reported in its reply (None when it reports none).
     """
 
     text: str
@@ -50,6 +52,7 @@ class Completion:
     error: str | None = None
     latency_s: float = 0.0
     cached: bool = False
+    model: str | None = None
 
     @property
     def retries(self) -> int:

@@ -1,0 +1,116 @@
+"""The optimization trajectory and the update direction (which earlier prompts to show).
+
+GPO (Tang et al. 2024, Sec. 3.2): the update direction is the set of trajectory prompts
+put into the meta-prompt. Strategies compared in the paper:
+
+- relevance (GPO's choice): the newest prompt plus the k-1 earlier prompts most similar
+  to the current prompt by sentence-embedding cosine similarity;
+- recency: the k most recently added prompts;
+- importance: the k prompts with the highest dev accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from gpo_core.models.embeddings import Embedder
+from gpo_core.errors import ConfigError
+
+SELECTION_STRATEGIES = ("relevance", "recency", "importance")
+
+
+@dataclass
+class TrajectoryEntry:
+    """One scored prompt. id: position in the trajectory (0 = starting prompt).
+    dev_accuracy in [0, 1]; step: the step that produced it (0 = start); parent: id of the
+    prompt it was edited from (None for the start); chosen: it became the current prompt."""
+
+    id: int
+    prompt: str
+    dev_accuracy: float
+    step: int
+    parent: int | None = None
+    chosen: bool = False
+    candidate_id: str | None = None
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def from_dict(d: dict) -> "TrajectoryEntry":
+        return TrajectoryEntry(**d)
+
+
+@dataclass
+class Retrieved:
+    """A trajectory entry selected for the meta-prompt, with why: similarity is the cosine
+    similarity (in [-1, 1]) of its embedding to the current prompt's (None when the
+    strategy does not compute it); reason is a short human-readable explanation."""
+
+    entry_id: int
+    prompt: str
+    dev_accuracy: float
+    step: int
+    similarity: float | None
+    reason: str
+
+    @property
+    def score(self) -> int:
+        """Dev accuracy on the meta-prompt's 0-100 scale."""
+        return round(100 * self.dev_accuracy)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def from_dict(d: dict) -> "Retrieved":
+        return Retrieved(**d)
+
+
+def _similarities(entries: list[TrajectoryEntry], current: str, embedder: Embedder) -> np.ndarray:
+    vecs = embedder.embed([current] + [e.prompt for e in entries])
+    return vecs[1:] @ vecs[0]
+
+
+def select_update_direction(entries: list[TrajectoryEntry], current_prompt: str, *, k: int,
+                            strategy: str = "relevance", embedder: Embedder | None = None,
+                            newest_id: int | None = None) -> list[Retrieved]:
+    """Choose up to ``k`` trajectory entries to show the optimizer model.
+
+    entries: the whole trajectory (any order). newest_id: the entry counted as "newest" for
+    relevance (default: the highest id, i.e. the last prompt added). Returns Retrieved items
+    ordered by dev accuracy ascending (as the meta-prompt lists them, best last). Similarity
+    is computed for every strategy when an embedder is given, so the UI can show it.
+    Raises ConfigError for k < 1, an unknown strategy, or relevance without an embedder.
+    """
+    if k < 1:
+        raise ConfigError("k", f"must be at least 1 (got {k})")
+    if strategy not in SELECTION_STRATEGIES:
+        raise ConfigError("selection", f"unknown strategy {strategy!r}; choose one of {', '.join(SELECTION_STRATEGIES)}")
+    if not entries:
+        return []
+    # Several candidates may share a text (duplicates are never re-scored); keep the first.
+    unique: dict[str, TrajectoryEntry] = {}
+    for e in sorted(entries, key=lambda e: e.id):
+        unique.setdefault(e.prompt, e)
+    pool = list(unique.values())
+    if strategy == "relevance" and embedder is None:
+        raise ConfigError("selection", "relevance needs an embedder")
+    sims = _similarities(pool, current_prompt, embedder) if embedder is not None else None
+    sim_of = {e.id: (float(sims[i]) if sims is not None else None) for i, e in enumerate(pool)}
+
+    if strategy == "relevance":
+        newest = max(pool, key=lambda e: e.id) if newest_id is None else next(
+            (e for e in pool if e.id == newest_id), max(pool, key=lambda e: e.id))
+        rest = sorted((e for e in pool if e.id != newest.id), key=lambda e: (-sim_of[e.id], -e.id))
+        picked = [(newest, "newest")] + [(e, "most similar") for e in rest[: k - 1]]
+    elif strategy == "recency":
+        picked = [(e, "most recent") for e in sorted(pool, key=lambda e: -e.id)[:k]]
+    else:
+        picked = [(e, "highest dev accuracy") for e in sorted(pool, key=lambda e: (-e.dev_accuracy, -e.id))[:k]]
+
+    out = [Retrieved(e.id, e.prompt, e.dev_accuracy, e.step, sim_of[e.id], reason) for e, reason in picked]
+    out.sort(key=lambda r: (r.dev_accuracy, r.entry_id))
+    return out

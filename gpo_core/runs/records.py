@@ -1,0 +1,319 @@
+"""Records of a run: candidates, optimizer calls, decisions, steps and the run itself.
+
+Everything the app shows comes from these dataclasses; :mod:`gpo_core.runs.repository` saves them.
+Per-example records are kept apart (one file per scored prompt and split) so the run
+file stays small and is cheap to rewrite after every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from gpo_core.errors import ConfigError
+from gpo_core.models.base import TokenUsage
+from gpo_core.optimizer.direction import Retrieved, TrajectoryEntry
+from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
+
+#: 1: settings as untyped "config"/"models" dicts; 2: typed "settings", "task" record,
+#: per-step models, rejections, run-wide candidate ids.
+SCHEMA_VERSION = 2
+
+
+def _shallow(obj) -> dict:
+    """``dataclasses.asdict`` for a record whose fields are scalars (str, int, float, bool,
+    None): same keys, same order, same values, without asdict's per-value deepcopy (which
+    made saving run.json cost ~1 ms per step of history)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _usage_from(d: dict | None) -> TokenUsage:
+    known = {f.name for f in fields(TokenUsage)}
+    return TokenUsage(**{k: v for k, v in (d or {}).items() if k in known})
+
+
+@dataclass
+class CandidateRecord:
+    """One candidate prompt of a step.
+
+    id: unique in the run, e.g. "s3a1c5" (step 3, attempt 1, candidate 5) or "s3e1" (hand-edited).
+    origin: "optimizer" | "edited". extraction: the rule that found it (see extraction.py).
+    edit_distance: measured word-level Levenshtein distance from the step's current prompt
+    (words). within_budget: edit_distance <= the step's budget. status: "scored",
+    "duplicate" (same text already scored: score reused, no model call), "over_budget"
+    (dropped unscored because enforce_budget is on) or "failed" (every dev call failed).
+    dev_accuracy in [0, 1] or None when unscored. test_accuracy: set when chosen.
+    rejected: the user rejected it; no decision path may choose it, and later meta-prompts
+    may list it as rejected (OptimizerSettings.show_rejections).
+    """
+
+    id: str
+    text: str
+    origin: str = "optimizer"
+    sample_index: int | None = None
+    extraction: str = "tags"
+    edit_distance: int = 0
+    within_budget: bool = True
+    status: str = "scored"
+    duplicate_of: str | None = None
+    dev_accuracy: float | None = None
+    dev_n: int = 0
+    dev_errors: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    test_accuracy: float | None = None
+    rejected: bool = False
+
+    @property
+    def score(self) -> int | None:
+        """Dev accuracy on the 0-100 scale of the meta-prompt, or None."""
+        return None if self.dev_accuracy is None else round(100 * self.dev_accuracy)
+
+    def to_dict(self) -> dict:
+        d = _shallow(self)
+        d["usage"] = _shallow(self.usage)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "CandidateRecord":
+        d = dict(d)
+        d["usage"] = _usage_from(d.get("usage"))
+        return CandidateRecord(**d)
+
+
+@dataclass
+class OptimizerCall:
+    """One optimizer-model sample: its reply, how candidates were extracted (method, and the
+    reason when none was usable), the candidate ids it produced, tokens, attempts, error."""
+
+    sample_index: int
+    reply: str
+    extraction: str
+    reason: str | None
+    candidate_ids: list[str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 1
+    cached: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        d = _shallow(self)
+        d["candidate_ids"] = list(self.candidate_ids)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "OptimizerCall":
+        return OptimizerCall(**d)
+
+
+@dataclass
+class Decision:
+    """What was done with a step. kind: "auto" (best not-yet-chosen, as the paper),
+    "accept" (by hand), "accept_edited" (hand-edited text, scored first), "reject_all",
+    or "no_candidate" (auto mode found nothing usable; the prompt stays)."""
+
+    kind: str
+    candidate_id: str | None = None
+    text: str | None = None
+    at: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return _shallow(self)
+
+    @staticmethod
+    def from_dict(d: dict | None) -> "Decision | None":
+        return None if d is None else Decision(**d)
+
+
+@dataclass
+class StepRecord:
+    """One optimization step (t = 1..T). A step rejected by hand stays in the run with
+    decision "reject_all"; the next attempt at the same t has attempt + 1.
+
+    budget: edit budget in words from the schedule; budget_in_prompt: whether the
+    meta-prompt stated it. current_prompt: the prompt being edited. retrieved: the update
+    direction. exemplars: list of {"input", "target"}. usage_*: tokens of the optimizer
+    calls, dev scoring and test scoring. seconds: wall time of the step's model work.
+    models: the models that produced the step, per role ("task", "optimizer"): the model as
+    configured and, when the server named another, what it reported.
+    """
+
+    step: int
+    attempt: int
+    budget: int
+    budget_in_prompt: bool
+    current_prompt: str
+    current_entry_id: int
+    retrieved: list[Retrieved]
+    exemplars: list[dict]
+    meta_prompt: str
+    optimizer_calls: list[OptimizerCall]
+    candidates: list[CandidateRecord]
+    decision: Decision | None = None
+    chosen_entry_id: int | None = None
+    chosen_test_accuracy: float | None = None
+    usage_optimizer: TokenUsage = field(default_factory=TokenUsage)
+    usage_dev: TokenUsage = field(default_factory=TokenUsage)
+    usage_test: TokenUsage = field(default_factory=TokenUsage)
+    seconds: float = 0.0
+    added_entry_ids: list[int] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def usage(self) -> TokenUsage:
+        """Tokens and calls of the whole step."""
+        return self.usage_optimizer.merge(self.usage_dev).merge(self.usage_test)
+
+    @property
+    def pending(self) -> bool:
+        return self.decision is None
+
+    def candidate(self, candidate_id: str) -> CandidateRecord:
+        """The candidate with this id; KeyError if absent."""
+        for c in self.candidates:
+            if c.id == candidate_id:
+                return c
+        raise KeyError(candidate_id)
+
+    def to_dict(self) -> dict:
+        d = _shallow(self)
+        d["retrieved"] = [r.to_dict() for r in self.retrieved]
+        d["exemplars"] = [dict(e) for e in self.exemplars]
+        d["optimizer_calls"] = [c.to_dict() for c in self.optimizer_calls]
+        d["candidates"] = [c.to_dict() for c in self.candidates]
+        d["decision"] = self.decision.to_dict() if self.decision is not None else None
+        for k in ("usage_optimizer", "usage_dev", "usage_test"):
+            d[k] = _shallow(getattr(self, k))
+        d["added_entry_ids"] = list(self.added_entry_ids)
+        d["models"] = dict(self.models)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "StepRecord":
+        d = dict(d)
+        d["retrieved"] = [Retrieved.from_dict(r) for r in d["retrieved"]]
+        d["optimizer_calls"] = [OptimizerCall.from_dict(c) for c in d["optimizer_calls"]]
+        d["candidates"] = [CandidateRecord.from_dict(c) for c in d["candidates"]]
+        d["decision"] = Decision.from_dict(d.get("decision"))
+        for k in ("usage_optimizer", "usage_dev", "usage_test"):
+            d[k] = _usage_from(d.get(k))
+        return StepRecord(**d)
+
+
+@dataclass
+class RunTask:
+    """The task of a run as it was prompted and scored: name, answer type, instruction
+    position (see :mod:`gpo_core.tasks.task`), description, source (file or folder) and
+    the starting instruction."""
+
+    name: str
+    answer_type: str
+    instruction_position: str
+    description: str = ""
+    source: str = ""
+    initial_instruction: str = ""
+
+    def to_dict(self) -> dict:
+        return _shallow(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "RunTask":
+        if not isinstance(d, dict):
+            raise ConfigError("task", f"expected an object, got {type(d).__name__}")
+        known = {f.name for f in fields(RunTask)}
+        return RunTask(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class RunState:
+    """Everything about a run but per-example records. Serialized as run.json.
+
+    task: the :class:`RunTask`. settings: the typed :class:`~gpo_core.settings.RunSettings`
+    (never an API key). splits: {"train"|"dev"|"test"|"exemplars": [{"input", "target"}]} so
+    a run resumes without its source file. initial: the starting prompt's {"prompt",
+    "dev_accuracy", "test_accuracy", "usage"}; None until scored. next_serial: the run-wide
+    counter behind candidate ids (never reused, not even after undo).
+    """
+
+    run_id: str
+    created_at: str
+    task: RunTask
+    splits: dict
+    settings: RunSettings
+    initial: dict | None = None
+    trajectory: list[TrajectoryEntry] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    current_prompt: str = ""
+    current_entry_id: int = 0
+    updated_at: str = ""
+    schema_version: int = SCHEMA_VERSION
+    next_serial: int = 1
+
+    def new_serial(self) -> int:
+        """The next run-wide serial number (for candidate ids)."""
+        n = self.next_serial
+        self.next_serial += 1
+        return n
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "task": self.task.to_dict(),
+            "settings": self.settings.to_dict(),
+            "initial": self.initial,
+            "current_prompt": self.current_prompt,
+            "current_entry_id": self.current_entry_id,
+            "next_serial": self.next_serial,
+            "trajectory": [e.to_dict() for e in self.trajectory],
+            "steps": [s.to_dict() for s in self.steps],
+            "splits": self.splits,
+        }
+
+    @staticmethod
+    def from_dict(d: dict) -> "RunState":
+        """Inverse of :meth:`to_dict`; reads schema 1 files too (settings rebuilt from their
+        "config" and "models" dicts). Raises KeyError/TypeError/ConfigError on a bad file."""
+        settings = RunSettings.from_dict(d["settings"]) if "settings" in d else _settings_v1(d["config"], d["models"])
+        steps = [StepRecord.from_dict(s) for s in d.get("steps", [])]
+        serial = d.get("next_serial") or 1 + sum(len(s.candidates) for s in steps)
+        return RunState(
+            run_id=d["run_id"], created_at=d["created_at"], updated_at=d.get("updated_at", ""),
+            task=RunTask.from_dict(d["task"]), splits=d["splits"], settings=settings,
+            initial=d.get("initial"), current_prompt=d.get("current_prompt", ""),
+            current_entry_id=d.get("current_entry_id", 0),
+            trajectory=[TrajectoryEntry.from_dict(e) for e in d.get("trajectory", [])],
+            steps=steps, schema_version=SCHEMA_VERSION, next_serial=int(serial),
+        )
+
+    # Derived views -------------------------------------------------------------------
+    @property
+    def decided_steps(self) -> list[StepRecord]:
+        """Steps that moved the run forward (accepted, auto-chosen or no_candidate)."""
+        return [s for s in self.steps if s.decision is not None and s.decision.kind != "reject_all"]
+
+    @property
+    def pending_step(self) -> StepRecord | None:
+        return self.steps[-1] if self.steps and self.steps[-1].pending else None
+
+
+def _settings_v1(config: dict, models: dict) -> RunSettings:
+    """RunSettings from a schema-1 run file's flat "config" and "models" dicts."""
+    opt_names = {f.name for f in fields(OptimizerSettings)}
+    split_names = {f.name for f in fields(SplitSettings)}
+    model_names = {f.name for f in fields(ModelSettings)}
+
+    def model(role: str) -> ModelSettings:
+        spec = {k: v for k, v in (models.get(role) or {}).items() if k in model_names}
+        if spec.get("backend") == "scripted":
+            spec["backend"] = "demo"
+        spec.setdefault("backend", "local")
+        spec["temperature"] = config.get(f"{role}_temperature", spec.get("temperature", 0.0))
+        spec["max_tokens"] = config.get(f"{role}_max_tokens", spec.get("max_tokens", 256))
+        return ModelSettings(**spec)
+
+    return RunSettings(splits=SplitSettings(**{k: v for k, v in config.items() if k in split_names}),
+                       task_model=model("task"), optimizer_model=model("optimizer"),
+                       optimizer=OptimizerSettings(**{k: v for k, v in config.items() if k in opt_names})).validate("file")

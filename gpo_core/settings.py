@@ -1,0 +1,364 @@
+"""Every setting of a run, in one place: its type, its default, its check, and the name the
+user knows it by (the CLI flag, the app widget).
+
+A run's settings are one :class:`RunSettings`: how the task is split (:class:`SplitSettings`),
+each model's settings (:class:`ModelSettings`, one per role: task model and optimizer model)
+and the optimizer's (:class:`OptimizerSettings`). Each class validates itself once, on its
+types, and raises :class:`~gpo_core.errors.ConfigError` naming the setting as the user
+touched it: ``--optimizer-temperature`` on the command line, "Optimizer model · Temperature"
+in the app, ``optimizer_model.temperature`` in a run file.
+
+Defaults (paper: GPO.sh of RUCAIBox/GPO; Tang et al. 2024, Sec. 4.1): 18 steps (3 epochs x
+6), 8 candidates, k = 3 by relevance, cosine edit budget 50 -> 10 words, temperature 1.0
+for the optimizer model and 0 for the task model. :func:`default_run_settings` sizes the
+run for the backend: the embedded CPU model gets the "quick" preset (6 steps x 4
+candidates, dev and test 16 examples) so a step takes minutes, a remote endpoint the paper's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from gpo_core.errors import ConfigError
+
+__all__ = [
+    "BACKENDS", "LOCAL_DEFAULT_MODEL", "MAX_CANDIDATES", "MAX_K", "MAX_STEPS", "PRESETS", "ROLES", "Surface",
+    "ModelSettings", "OptimizerSettings", "RunSettings", "SplitSettings", "default_model_settings",
+    "default_run_settings", "label_of",
+]
+
+#: Where a setting came from, which decides how an error names it.
+Surface = Literal["engine", "cli", "app", "file"]
+
+#: ``local``: an embedded GGUF model (llama-cpp-python); ``openai``: api.openai.com (or
+#: ``OPENAI_BASE_URL``); ``compatible``: any OpenAI-compatible server at ``base_url``;
+#: ``demo``: the app's scripted demo models (``gpo_core.models.demo``).
+BACKENDS: tuple[str, ...] = ("local", "openai", "compatible", "demo")
+LOCAL_DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1"
+ROLES: tuple[str, ...] = ("task", "optimizer")
+ROLE_TITLES = {"task": "Task model", "optimizer": "Optimizer model"}
+
+MAX_CANDIDATES = 32
+MAX_K = 20
+MAX_STEPS = 200
+#: Per-request timeout of remote models (seconds): one default for the app and the CLI.
+DEFAULT_TIMEOUT_S = 60.0
+
+
+def _meta(flag: str | None = None, widget: str | None = None) -> dict[str, Any]:
+    return {"flag": flag, "widget": widget}
+
+
+def label_of(obj: Any, name: str, surface: Surface, role: str | None = None) -> str:
+    """The name of setting ``name`` of the settings object ``obj`` as the user knows it on
+    ``surface``: a CLI flag ("--optimizer-temperature"), an app widget ("Optimizer model ·
+    Temperature"), or a dotted field path ("optimizer_model.temperature") for run files and
+    the engine. ``role`` fills the ``{role}`` of model settings."""
+    f = next((f for f in fields(obj) if f.name == name), None)
+    meta = f.metadata if f is not None else {}
+    role_key = role or ""
+    if surface == "cli" and meta.get("flag"):
+        return meta["flag"].format(role=role_key)
+    if surface == "app" and meta.get("widget"):
+        return meta["widget"].format(role=ROLE_TITLES.get(role_key, role_key))
+    return f"{role}_model.{name}" if role else name
+
+
+def _bad(obj: Any, name: str, surface: Surface, reason: str, role: str | None = None) -> ConfigError:
+    return ConfigError(label_of(obj, name, surface, role), reason)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    """Build ``cls`` from a mapping, refusing unknown keys and wrong JSON types by name."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(where, f"expected an object, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key == "api_key":
+            raise ConfigError(f"{where}.api_key", "API keys are never stored in settings; pass them separately")
+        if key not in known:
+            raise ConfigError(f"{where}.{key}", f"unknown setting; expected one of {', '.join(sorted(known))}")
+    return cls(**dict(data))
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Settings of one model role (task model or optimizer model). Holds no API key.
+
+    backend: one of :data:`BACKENDS`. model: the model name the server knows (for ``local``:
+    :data:`LOCAL_DEFAULT_MODEL` or a path to a ``.gguf`` file). base_url: endpoint for
+    ``compatible`` (required) or ``openai`` (optional), e.g. ``http://localhost:8000/v1``.
+    temperature: sampling temperature in [0, 2]. max_tokens: completion cap in tokens (>= 1).
+    concurrency: calls in flight at once (>= 1; the embedded model runs 1). timeout_s:
+    per-attempt timeout in seconds (> 0).
+    """
+
+    backend: str = field(default="local", metadata=_meta("--backend", "{role} · Backend"))
+    model: str = field(default=LOCAL_DEFAULT_MODEL, metadata=_meta("--{role}-model", "{role} · Model"))
+    base_url: str | None = field(default=None, metadata=_meta("--base-url", "{role} · Base URL"))
+    temperature: float = field(default=0.0, metadata=_meta("--{role}-temperature", "{role} · Temperature"))
+    max_tokens: int = field(default=256, metadata=_meta("--{role}-max-tokens", "{role} · Max tokens"))
+    concurrency: int = field(default=8, metadata=_meta("--concurrency", "{role} · Concurrency"))
+    timeout_s: float = field(default=DEFAULT_TIMEOUT_S, metadata=_meta("--timeout", "{role} · Timeout (s)"))
+
+    def validate(self, surface: Surface = "engine", role: str | None = None) -> "ModelSettings":
+        """Check every field; returns self. Raises ConfigError naming the setting as the
+        user touched it on ``surface`` (see :func:`label_of`)."""
+
+        def bad(name: str, reason: str) -> ConfigError:
+            return _bad(self, name, surface, reason, role)
+
+        if self.backend not in BACKENDS:
+            raise bad("backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if not isinstance(self.model, str):
+            raise bad("model", f"must be text, got {type(self.model).__name__}")
+        if self.backend != "local" and not self.model.strip():
+            raise bad("model", "the model name is empty")
+        if self.backend == "local" and self.model.strip() not in ("", LOCAL_DEFAULT_MODEL):
+            if not self.model.endswith(".gguf"):
+                raise bad("model", f"an embedded model is {LOCAL_DEFAULT_MODEL!r} or a path to a .gguf file, "
+                                   f"got {self.model!r}")
+            if not Path(self.model).expanduser().is_file():
+                raise bad("model", f"GGUF file not found: {self.model}")
+        if self.backend == "compatible" and not self.base_url:
+            raise bad("base_url", "an OpenAI-compatible backend needs a base URL such as http://localhost:8000/v1")
+        if self.base_url is not None:
+            if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
+                raise bad("base_url", f"must start with http:// or https://, got {self.base_url!r}")
+        if not _is_number(self.temperature) or not 0.0 <= float(self.temperature) <= 2.0:
+            raise bad("temperature", f"must be a number in [0, 2], got {self.temperature!r}")
+        if not _is_int(self.max_tokens) or self.max_tokens < 1:
+            raise bad("max_tokens", f"must be a whole number >= 1, got {self.max_tokens!r}")
+        if not _is_int(self.concurrency) or self.concurrency < 1:
+            raise bad("concurrency", f"must be a whole number >= 1, got {self.concurrency!r}")
+        if not _is_number(self.timeout_s) or float(self.timeout_s) <= 0:
+            raise bad("timeout_s", f"must be a number of seconds > 0, got {self.timeout_s!r}")
+        return self
+
+    def replace(self, **changes: Any) -> "ModelSettings":
+        """A copy with ``changes`` (not validated: call :meth:`validate`)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the fields (never contains an API key)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], role: str | None = None) -> "ModelSettings":
+        """Inverse of :meth:`to_dict`, validated (surface "file"). Raises ConfigError for an
+        unknown key (an ``api_key`` is refused outright), a missing backend or a bad value."""
+        where = f"{role}_model" if role else "model"
+        if isinstance(data, Mapping) and "backend" not in data:
+            raise ConfigError(f"{where}.backend", "missing")
+        return _from_mapping(cls, data, where).validate("file", role)
+
+    def cache_namespace(self) -> str:
+        """The model's identity in response-cache keys: backend, endpoint and model name."""
+        if self.backend == "local":
+            return "local:" + (self.model or LOCAL_DEFAULT_MODEL)
+        return f"{self.backend}|{self.base_url or ''}|{self.model}"
+
+    def describe(self) -> str:
+        """One line for people: "gpt-4o-mini (OpenAI)", "SmolLM2-135M-Instruct.Q4_1 (embedded)"."""
+        where = {"local": "embedded", "openai": "OpenAI", "compatible": self.base_url or "compatible",
+                 "demo": "scripted demo"}.get(self.backend, self.backend)
+        return f"{self.model} ({where})"
+
+
+def default_model_settings(role: str, backend: str = "local") -> ModelSettings:
+    """The default settings of a role: the task model answers greedily (temperature 0), the
+    optimizer model samples at 1.0 (paper). The embedded model runs one call at a time.
+    Completion caps: 128 tokens for the task model on the embedded CPU model (its answers
+    are short) and 256 elsewhere; 200 for the optimizer model."""
+    if role not in ROLES:
+        raise ConfigError("role", f"unknown model role {role!r}; expected one of {', '.join(ROLES)}")
+    local = backend == "local"
+    if role == "task":
+        return ModelSettings(backend=backend, model=LOCAL_DEFAULT_MODEL if local else "gpt-4o-mini",
+                             temperature=0.0, max_tokens=128 if local else 256, concurrency=1 if local else 8)
+    return ModelSettings(backend=backend, model=LOCAL_DEFAULT_MODEL if local else "gpt-4o-mini",
+                         temperature=1.0, max_tokens=200, concurrency=1 if local else 8)
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How the task's examples are split (sizes in examples). None: a split folder's whole
+    eval/test split, else :func:`gpo_core.tasks.splits.default_split_sizes`. seed drives the
+    split and the exemplar draws."""
+
+    dev_size: int | None = field(default=None, metadata=_meta("--dev-size", "Dev examples"))
+    test_size: int | None = field(default=None, metadata=_meta("--test-size", "Test examples"))
+    train_size: int | None = field(default=None, metadata=_meta("--train-size", "Train examples"))
+    seed: int = field(default=0, metadata=_meta("--seed", "Seed"))
+
+    def validate(self, surface: Surface = "engine") -> "SplitSettings":
+        """Check every field; returns self (ConfigError naming the setting otherwise)."""
+        for name in ("dev_size", "test_size", "train_size"):
+            v = getattr(self, name)
+            if v is not None and (not _is_int(v) or v < 0):
+                raise _bad(self, name, surface, f"must be a whole number >= 0, got {v!r}")
+        if self.dev_size == 0:
+            raise _bad(self, "dev_size", surface, "must be at least 1: candidates are scored on dev")
+        if not _is_int(self.seed):
+            raise _bad(self, "seed", surface, f"must be a whole number, got {self.seed!r}")
+        return self
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """GPO's settings (defaults: the paper's GPO.sh).
+
+    steps: total optimization steps T. candidates: N candidates sampled per step. k:
+    trajectory prompts retrieved (the update direction). selection: a strategy registered
+    in :data:`gpo_core.optimizer.direction.SELECTION_STRATEGIES`. schedule: cosine | linear |
+    fixed; budget_initial / budget_final in words; warmup in steps. use_budget: state the
+    edit budget in the meta-prompt ("no budget" ablation when False). enforce_budget: drop
+    candidates whose measured word edit distance exceeds the budget, unscored.
+    n_exemplars: task exemplars in the meta-prompt. policy: the decision policy registered
+    in :data:`gpo_core.optimizer.policies.POLICIES` ("paper": the best not-yet-chosen).
+    show_rejections: list candidates the user rejected in later meta-prompts, marked so.
+    """
+
+    steps: int = field(default=18, metadata=_meta("--steps", "Total steps T"))
+    candidates: int = field(default=8, metadata=_meta("--candidates", "Candidates per step"))
+    k: int = field(default=3, metadata=_meta("--k", "k (trajectory prompts retrieved)"))
+    selection: str = field(default="relevance", metadata=_meta("--selection", "Selection strategy"))
+    schedule: str = field(default="cosine", metadata=_meta("--schedule", "Edit budget schedule"))
+    budget_initial: int = field(default=50, metadata=_meta("--budget-initial", "Initial budget (words)"))
+    budget_final: int = field(default=10, metadata=_meta("--budget-final", "Final budget (words)"))
+    warmup: int = field(default=0, metadata=_meta("--warmup", "Warmup steps"))
+    use_budget: bool = field(default=True, metadata=_meta("--no-budget", "State the budget in the meta-prompt"))
+    enforce_budget: bool = field(default=False, metadata=_meta("--enforce-budget", "Enforce budget"))
+    n_exemplars: int = field(default=3, metadata=_meta("--exemplars", "Task exemplars in the meta-prompt"))
+    policy: str = field(default="paper", metadata=_meta("--policy", "Decision policy"))
+    show_rejections: bool = field(default=True, metadata=_meta(None, "Show rejected candidates to the optimizer"))
+
+    def validate(self, surface: Surface = "engine") -> "OptimizerSettings":
+        """Check every field; returns self (ConfigError naming the setting otherwise)."""
+        from gpo_core.optimizer.direction import SELECTION_STRATEGIES
+        from gpo_core.optimizer.policies import POLICIES
+        from gpo_core.optimizer.schedule import SCHEDULE_KINDS
+
+        def bad(name: str, reason: str) -> ConfigError:
+            return _bad(self, name, surface, reason)
+
+        for name, lo, hi in (("steps", 1, MAX_STEPS), ("candidates", 1, MAX_CANDIDATES), ("k", 1, MAX_K),
+                             ("budget_initial", 1, 10_000), ("budget_final", 1, 10_000), ("warmup", 0, MAX_STEPS),
+                             ("n_exemplars", 0, 50)):
+            v = getattr(self, name)
+            if not _is_int(v) or not lo <= v <= hi:
+                raise bad(name, f"must be a whole number between {lo} and {hi}, got {v!r}")
+        if self.selection not in SELECTION_STRATEGIES:
+            raise bad("selection", f"unknown strategy {self.selection!r}; choose one of {', '.join(SELECTION_STRATEGIES)}")
+        if self.schedule not in SCHEDULE_KINDS:
+            raise bad("schedule", f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULE_KINDS)}")
+        if self.warmup >= self.steps and self.warmup > 0:
+            raise bad("warmup", f"must be shorter than the {self.steps} steps, got {self.warmup}")
+        if self.schedule != "fixed" and self.budget_final > self.budget_initial:
+            raise bad("budget_final", f"final budget {self.budget_final} is larger than initial budget "
+                                      f"{self.budget_initial}")
+        if self.policy not in POLICIES:
+            raise bad("policy", f"unknown decision policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        for name in ("use_budget", "enforce_budget", "show_rejections"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, f"must be true or false, got {getattr(self, name)!r}")
+        return self
+
+    def replace(self, **changes: Any) -> "OptimizerSettings":
+        """A copy with ``changes`` (not validated: call :meth:`validate`)."""
+        return dataclasses.replace(self, **changes)
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """All settings of a run: the split, the two models and the optimizer."""
+
+    splits: SplitSettings = field(default_factory=SplitSettings)
+    task_model: ModelSettings = field(default_factory=lambda: default_model_settings("task"))
+    optimizer_model: ModelSettings = field(default_factory=lambda: default_model_settings("optimizer"))
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+
+    def validate(self, surface: Surface = "engine") -> "RunSettings":
+        """Validate every part; returns self. ConfigError names the first bad setting."""
+        self.splits.validate(surface)
+        self.task_model.validate(surface, "task")
+        self.optimizer_model.validate(surface, "optimizer")
+        self.optimizer.validate(surface)
+        return self
+
+    def model(self, role: str) -> ModelSettings:
+        """The settings of ``role`` ("task" or "optimizer")."""
+        if role not in ROLES:
+            raise ConfigError("role", f"unknown model role {role!r}")
+        return self.task_model if role == "task" else self.optimizer_model
+
+    def with_model(self, role: str, settings: ModelSettings) -> "RunSettings":
+        """A copy whose ``role`` model has ``settings``."""
+        self.model(role)
+        return dataclasses.replace(self, **{f"{role}_model": settings})
+
+    def replace(self, **changes: Any) -> "RunSettings":
+        """A copy with whole parts replaced (``splits=``, ``optimizer=``, ...)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready nested dict (no API key can be in it)."""
+        return {"splits": dataclasses.asdict(self.splits), "task_model": self.task_model.to_dict(),
+                "optimizer_model": self.optimizer_model.to_dict(), "optimizer": dataclasses.asdict(self.optimizer)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunSettings":
+        """Inverse of :meth:`to_dict`, validated as a run file ("file" surface)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("settings", f"expected an object, got {type(data).__name__}")
+        for key in data:
+            if key not in ("splits", "task_model", "optimizer_model", "optimizer"):
+                raise ConfigError(f"settings.{key}", "unknown part of the settings")
+        out = cls(splits=_from_mapping(SplitSettings, data.get("splits", {}), "splits"),
+                  task_model=ModelSettings.from_dict(data.get("task_model", {"backend": "local"}), "task"),
+                  optimizer_model=ModelSettings.from_dict(data.get("optimizer_model", {"backend": "local"}), "optimizer"),
+                  optimizer=_from_mapping(OptimizerSettings, data.get("optimizer", {}), "optimizer"))
+        return out.validate("file")
+
+
+#: Named presets of the optimizer and split settings. "paper": GPO.sh (18 steps x 8
+#: candidates, the task's own dev/test sizes). "quick": sized for the embedded CPU model.
+PRESETS: dict[str, tuple[OptimizerSettings, SplitSettings]] = {
+    "paper": (OptimizerSettings(), SplitSettings()),
+    "quick": (OptimizerSettings(steps=6, candidates=4), SplitSettings(dev_size=16, test_size=16)),
+}
+
+
+def default_run_settings(backend: str = "local", preset: str | None = None) -> RunSettings:
+    """The defaults of a new run, for the app and the CLI alike: the "quick" preset for the
+    embedded model, the "paper" preset otherwise (or the named ``preset``)."""
+    name = preset or ("quick" if backend in ("local", "demo") else "paper")
+    if name not in PRESETS:
+        raise ConfigError("preset", f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    opt, splits = PRESETS[name]
+    return RunSettings(splits=splits, task_model=default_model_settings("task", backend),
+                       optimizer_model=default_model_settings("optimizer", backend), optimizer=opt)
