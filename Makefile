@@ -1,11 +1,12 @@
-# GPO Studio. `make run` sets up .venv and opens the app; `make test` sets up and runs the tests.
+# GPO Studio. `make run` sets up .venv and opens the app; `make test` sets up and runs the tests;
+# `make lint` runs ruff and pyright (settings in pyproject.toml); `make check` runs both, as CI does.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PORT   ?= 8501
 
-.PHONY: run test setup setup-dev bench bench-quality demo clean
+.PHONY: run test lint check setup setup-dev bench bench-quality demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +29,22 @@ setup-dev: $(VENV)/.dev
 run: $(VENV)/.runtime
 	HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
+# pytest's exit 5 (no test collected) is a failure too.
 test: $(VENV)/.dev
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	@HF_HUB_OFFLINE=1 $(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# ruff (pycodestyle, pyflakes, import order, bugbear, pyupgrade; 120 columns) and pyright in
+# basic mode, settings in pyproject.toml. Both run; the target fails when either finds anything.
+lint: $(VENV)/.dev
+	@rc=0; \
+	echo "ruff check ."; $(VENV)/bin/ruff check . || rc=1; \
+	echo "pyright"; PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(VENV)/bin/pyright || rc=1; \
+	exit $$rc
+
+# Lint, then the tests (they run even when lint fails); fails when either fails.
+check: $(VENV)/.dev
+	@rc=0; $(MAKE) --no-print-directory lint || rc=1; $(MAKE) --no-print-directory test || rc=1; exit $$rc
 
 demo: $(VENV)/.runtime
 	HF_HUB_OFFLINE=1 $(PY) -m gpo_core run --task sample_tasks/navigation --steps 2 --candidates 4 --dev-size 16 --test-size 16 --out out/demo
@@ -44,4 +59,4 @@ bench-quality: $(VENV)/.dev
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bbh_quality.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache out
+	rm -rf $(VENV) .pytest_cache out build *.egg-info

@@ -19,8 +19,9 @@ reports the TEST accuracy of:
 Every optimized method's final prompt is the chosen prompt with the best dev accuracy
 (the starting prompt included, as :meth:`gpo_core.optimizer.session.GPOSession.best_prompt`), and
 only that prompt is scored on test. GPO and the ablations run through the CLI's wiring:
-models from :func:`gpo_core.runs.runner.model_specs` / :func:`gpo_core.runs.runner.build_models`
-(built once, so the embedded model loads once) and a :class:`~gpo_core.optimizer.session.GPOSession`
+models from one :class:`~gpo_core.models.provider.ModelProvider` and typed
+:class:`~gpo_core.settings.RunSettings` (built once, so the embedded model loads once) and a
+:class:`~gpo_core.optimizer.session.GPOSession`
 driven by ``run_auto`` exactly as :func:`gpo_core.runs.runner.run_cli` does. A shared response
 cache (``--cache-dir``) makes identical calls (the starting prompt's scores, step 1 of the
 three retrieval strategies, which see the same one-entry trajectory) run once.
@@ -51,25 +52,31 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a fresh clone: make gpo_core importable
     sys.path.insert(0, str(REPO))
 
-from gpo_core.config import RunConfig  # noqa: E402
-from gpo_core.scoring.evaluation import evaluate_many  # noqa: E402
+from gpo_core.models.base import ChatRequest, TokenUsage  # noqa: E402
+from gpo_core.models.provider import ModelProvider  # noqa: E402
 from gpo_core.optimizer.extraction import extract_candidates  # noqa: E402
 from gpo_core.optimizer.metaprompt import pick_exemplars  # noqa: E402
-from gpo_core.models.base import ChatRequest, TokenUsage  # noqa: E402
-from gpo_core.models.cache import ResponseCache  # noqa: E402
 from gpo_core.optimizer.session import GPOSession, Models  # noqa: E402
-from gpo_core.runs.runner import build_models, model_specs  # noqa: E402
+from gpo_core.scoring.evaluation import evaluate_many  # noqa: E402
+from gpo_core.settings import (  # noqa: E402
+    LOCAL_DEFAULT_MODEL,
+    ModelSettings,
+    OptimizerSettings,
+    RunSettings,
+    SplitSettings,
+)
+from gpo_core.tasks.io import load_task  # noqa: E402
 from gpo_core.tasks.splits import split_task  # noqa: E402
 from gpo_core.tasks.task import DEFAULT_INSTRUCTION, Task, TaskSplits  # noqa: E402
-from gpo_core.tasks.io import load_task  # noqa: E402
 
 #: BBH folder, relative to the repository root (data is read in place, never copied).
 DEFAULT_BBH_DIR = Path("..") / "shared" / "data" / "bbh"
@@ -91,7 +98,7 @@ APE_PAIR = "Input: {input}\nOutput: {target}"
 @dataclass(frozen=True)
 class Method:
     """One row of the table. kind: "fixed_prompt" (score ``instruction`` as is), "gpo"
-    (a GPOSession with ``overrides`` applied to the paper's RunConfig) or "ape"."""
+    (a GPOSession with ``overrides`` applied to the paper's OptimizerSettings) or "ape"."""
 
     id: str
     label: str
@@ -138,17 +145,28 @@ class Settings:
     concurrency: int
     methods: list[str]
 
-    def run_config(self, seed: int, **overrides) -> RunConfig:
-        """The paper's GPO settings at this run's sizes. test_size=0: the session scores
-        nothing on test; only each method's final prompt is tested, by this script."""
-        cfg = RunConfig(steps=self.steps, candidates=self.candidates, k=self.k, selection="relevance",
-                        schedule="cosine", budget_initial=self.budget_initial, budget_final=self.budget_final,
-                        use_budget=True, n_exemplars=self.exemplars, dev_size=self.dev_size, test_size=0,
-                        seed=seed, optimizer_temperature=self.optimizer_temperature,
-                        task_max_tokens=self.task_max_tokens, optimizer_max_tokens=self.optimizer_max_tokens)
-        for key, value in overrides.items():
-            setattr(cfg, key, value)
-        return cfg.validate()
+    def model_settings(self, role: str) -> ModelSettings:
+        """The ``role`` model's settings from the flags (the task model answers greedily)."""
+        name = self.task_model if role == "task" else self.optimizer_model
+        temperature = 0.0 if role == "task" else self.optimizer_temperature
+        max_tokens = self.task_max_tokens if role == "task" else self.optimizer_max_tokens
+        if self.backend == "local":
+            return ModelSettings(backend="local", model=name or LOCAL_DEFAULT_MODEL, temperature=temperature,
+                                 max_tokens=max_tokens, concurrency=1)
+        return ModelSettings(backend="compatible" if self.base_url else "openai", model=name or "",
+                             base_url=self.base_url, temperature=temperature, max_tokens=max_tokens,
+                             concurrency=self.concurrency)
+
+    def run_settings(self, seed: int, **overrides) -> RunSettings:
+        """The paper's GPO settings at this run's sizes (``overrides``: OptimizerSettings
+        fields). test_size=0: the session scores nothing on test; only each method's final
+        prompt is tested, by this script."""
+        opt = OptimizerSettings(steps=self.steps, candidates=self.candidates, k=self.k, selection="relevance",
+                                schedule="cosine", budget_initial=self.budget_initial,
+                                budget_final=self.budget_final, use_budget=True, n_exemplars=self.exemplars)
+        return RunSettings(splits=SplitSettings(dev_size=self.dev_size, test_size=0, seed=seed),
+                           task_model=self.model_settings("task"), optimizer_model=self.model_settings("optimizer"),
+                           optimizer=opt.replace(**overrides)).validate("cli")  # errors name the flags
 
 
 @dataclass
@@ -193,9 +211,8 @@ def run_gpo_method(task: Task, method: Method, s: Settings, seed: int, models: M
                    run_dir: Path | None) -> tuple[MethodResult, TokenUsage]:
     """GPO or one of its ablations: a GPOSession run to the end with the paper's automatic
     decision (as ``python -m gpo_core run``). Returns the result (test filled in later) and usage."""
-    cfg = s.run_config(seed, **dict(method.overrides))
-    session = GPOSession.create(task, cfg, models, run_dir=run_dir, concurrency=s.concurrency,
-                                run_id=f"{task.name}-{method.id}-seed{seed}")
+    settings = s.run_settings(seed, **dict(method.overrides))
+    session = GPOSession.create(task, settings, models, run_dir=run_dir, run_id=f"{task.name}-{method.id}-seed{seed}")
     session.run_auto()
     best = session.best_prompt()
     usage = TokenUsage()
@@ -226,8 +243,8 @@ def run_ape(task: Task, s: Settings, seed: int, models: Models) -> tuple[MethodR
     :data:`APE_TEMPLATE`, scores the new ones on dev, and keeps the best prompt seen
     (the starting prompt included, like GPO's best_prompt). No trajectory, no edit budget."""
     splits = _splits(task, s)
-    kw = dict(answer_type=task.answer_type, position=task.instruction_position, temperature=0.0,
-              max_tokens=s.task_max_tokens, concurrency=s.concurrency, split="dev")
+    kw: dict[str, Any] = dict(answer_type=task.answer_type, position=task.instruction_position, temperature=0.0,
+                              max_tokens=s.task_max_tokens, concurrency=s.concurrency, split="dev")
     start = evaluate_many([task.initial_instruction], splits.dev, models.task, **kw)[0]
     scored: dict[str, float] = {" ".join(task.initial_instruction.split()).lower(): start.accuracy}
     best_prompt, best_dev = task.initial_instruction, start.accuracy
@@ -285,10 +302,12 @@ def run_task(task_dir: Path, s: Settings, models: Models, *, runs_dir: Path | No
                 continue
             t0 = time.perf_counter()
             if method.kind == "fixed_prompt":
+                assert method.instruction is not None
                 dev = evaluate_many([method.instruction], splits.dev, models.task, answer_type=task.answer_type,
                                     position=task.instruction_position, max_tokens=s.task_max_tokens,
                                     temperature=0.0, concurrency=s.concurrency, split="dev")[0]
-                res, usage = MethodResult(task.name, method.id, seed, method.instruction, dev.accuracy, 0.0, 0, 0.0), dev.usage
+                res = MethodResult(task.name, method.id, seed, method.instruction, dev.accuracy, 0.0, 0, 0.0)
+                usage = dev.usage
             elif method.kind == "ape":
                 res, usage = run_ape(task, s, seed, models)
             else:
@@ -301,7 +320,8 @@ def run_task(task_dir: Path, s: Settings, models: Models, *, runs_dir: Path | No
             res.seconds = time.perf_counter() - t0
             results.append(res)
             log(f"[{task.name}] seed {seed} {method.id:<10} dev {res.dev_accuracy:.3f}  {res.optimizer_calls} opt + "
-                f"{res.dev_calls} dev calls ({res.new_calls} new), {res.seconds:.0f}s; prompt {res.final_prompt[:80]!r}")
+                f"{res.dev_calls} dev calls ({res.new_calls} new), {res.seconds:.0f}s; "
+                f"prompt {res.final_prompt[:80]!r}")
     # Test: every final prompt of this task in one call (identical prompts are scored once).
     t0 = time.perf_counter()
     prompts = [r.final_prompt for r in results]
@@ -406,7 +426,8 @@ def write_outputs(out: Path, results: list[MethodResult], s: Settings, meta: dic
             md.append(f"| `{m}` | " + " | ".join(cells) + " |")
         md.append("")
     md += ["## Final prompts and call budgets", "",
-           "| task | method | seed | dev | test | optimizer calls | dev calls | new calls | replies with a candidate (tagged) | final prompt |",
+           "| task | method | seed | dev | test | optimizer calls | dev calls | new calls "
+           "| replies with a candidate (tagged) | final prompt |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         prompt = r.final_prompt.replace("|", "\\|").replace("\n", " ")
@@ -447,7 +468,8 @@ def _write_chart(out: Path, summary: dict, s: Settings, *, name: str, png: bool)
                     break
         fig.write_image(out / f"{name}.png", width=1400, height=600)
     except Exception as exc:  # noqa: BLE001 - kaleido/Chrome missing: keep the HTML, say why
-        return f"PNG export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); the HTML chart was written"
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return f"PNG export failed ({type(exc).__name__}: {first}); the HTML chart was written"
     return None
 
 
@@ -455,7 +477,8 @@ def _write_chart(out: Path, summary: dict, s: Settings, *, name: str, png: bool)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated BBH task folders")
     p.add_argument("--bbh-dir", default=str(DEFAULT_BBH_DIR), help="BBH data folder (relative to the repo root)")
     p.add_argument("--methods", default=",".join(METHOD_IDS), help="comma-separated subset of " + ",".join(METHOD_IDS))
@@ -475,13 +498,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="local = embedded SmolLM2-135M-Instruct; openai = OpenAI or any compatible server")
     p.add_argument("--task-model", default=None, help="task model (scorer) name, openai backend")
     p.add_argument("--optimizer-model", default=None, help="optimizer model name, openai backend")
-    p.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (default $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
+    p.add_argument("--base-url", default=None,
+                   help="OpenAI-compatible base URL (default $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
     p.add_argument("--concurrency", type=int, default=8, help="calls in flight (the embedded model always runs 1)")
     p.add_argument("--out", default="benchmarks/results", help="output folder for NAME.*")
     p.add_argument("--cache-dir", default=None, help="response cache folder shared by all methods "
                    "(default: a temporary folder, i.e. no reuse across invocations)")
     p.add_argument("--keep-runs", action="store_true", help="save each GPO session's run.json under CACHE_DIR/runs")
-    p.add_argument("--name", default="bbh_quality", help="file stem of the outputs in --out (NAME.md/.csv/.json/.html/.png)")
+    p.add_argument("--name", default="bbh_quality",
+                   help="file stem of the outputs in --out (NAME.md/.csv/.json/.html/.png)")
     p.add_argument("--no-png", action="store_true", help="skip the PNG export of the chart")
     return p
 
@@ -494,9 +519,9 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
          log: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark; returns the JSON payload written to ``--out``.
 
-    models: inject models (tests pass scripted fakes); default: built from the flags with
-    :func:`gpo_core.runs.runner.model_specs` / :func:`~gpo_core.runs.runner.build_models`, cached in
-    ``--cache-dir``. Raises GPOError (ConfigError, TaskFormatError, ...) for bad settings/data."""
+    models: inject models (tests pass scripted fakes); default: built from the flags by a
+    :class:`~gpo_core.models.provider.ModelProvider`, responses cached in ``--cache-dir``.
+    Raises GPOError (ConfigError, TaskFormatError, ...) for bad settings/data."""
     argv = list(sys.argv[1:] if argv is None else argv)
     a = _parser().parse_args(argv)
     log = log or (lambda line: print(line, flush=True))
@@ -513,7 +538,7 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
                  methods=[m for m in METHOD_IDS if m in methods])
     if not s.tasks or not s.methods or not s.seeds:
         raise SystemExit("--tasks, --methods and --seeds must each name at least one item")
-    s.run_config(0)  # validate sizes before any model is built
+    s.run_settings(0)  # validate sizes and model settings before any model is built
     bbh = Path(a.bbh_dir)
     if not bbh.is_absolute():
         bbh = (Path.cwd() / bbh) if (Path.cwd() / bbh).exists() else REPO / bbh
@@ -532,11 +557,9 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
     cache_dir.mkdir(parents=True, exist_ok=True)
     runs_dir = cache_dir / "runs" if a.keep_runs else None
     if models is None:
-        t_spec, o_spec = model_specs(s.backend, s.task_model, s.optimizer_model, base_url=s.base_url,
-                                     concurrency=s.concurrency, timeout_s=60.0, config=s.run_config(0))
-        models = build_models(t_spec, o_spec, cache=ResponseCache(cache_dir / "responses.sqlite"),
-                              need_embedder="gpo" in s.methods or "fixed" in s.methods
-                              or "linear" in s.methods or "no_budget" in s.methods)
+        provider = ModelProvider(cache_path=cache_dir / "responses.sqlite")
+        models = provider.models(s.run_settings(0), need_embedder="gpo" in s.methods or "fixed" in s.methods
+                                 or "linear" in s.methods or "no_budget" in s.methods)
     n_opt_methods = sum(1 for m in METHODS if m.id in s.methods and m.kind != "fixed_prompt")
     per_method = s.steps * (s.candidates + s.candidates * s.dev_size)
     upper = len(s.tasks) * len(s.seeds) * (n_opt_methods * per_method + 2 * s.dev_size) \
@@ -548,7 +571,8 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
     command = "python benchmarks/bbh_quality.py " + " ".join(shlex.quote(x) for x in argv)
     meta = {"command": command.strip(), "task_model": getattr(models.task, "name", None),
             "optimizer_model": getattr(models.optimizer, "name", None),
-            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+                       f"Python {platform.python_version()}",
             "status": "running"}
     out = Path(a.out)
     results: list[MethodResult] = []
@@ -559,7 +583,8 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
             meta["wall_seconds"] = time.perf_counter() - t0
             meta["status"] = "done" if i == len(task_dirs) - 1 else f"partial: {i + 1} of {len(task_dirs)} tasks"
             log(f"[{d.name}] done; {meta['wall_seconds'] / 60:.1f} min so far")
-            summary = write_outputs(out, results, s, meta, name=a.name, png=not a.no_png and i == len(task_dirs) - 1, log=log)
+            last = i == len(task_dirs) - 1
+            summary = write_outputs(out, results, s, meta, name=a.name, png=not a.no_png and last, log=log)
     finally:
         if tmp is not None:
             tmp.cleanup()

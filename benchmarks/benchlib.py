@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -125,7 +126,7 @@ class ServerProcess:
         self._proc: subprocess.Popen | None = None
         self.base_url = ""
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         self._proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", str(self.latency_s),
                                        self._responder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                       cwd=str(REPO))
@@ -173,6 +174,38 @@ def openai_model(base_url: str, concurrency: int, name: str = "fake-model"):
 
     return OpenAIChatModel(name, api_key="bench-not-a-key", base_url=base_url, max_concurrency=concurrency,
                            timeout_s=30.0)
+
+
+def bench_settings(concurrency: int = 8, base_url: str | None = None, **flat):
+    """RunSettings from flat names: the optimizer's and the split's fields (steps=,
+    candidates=, k=, dev_size=, seed=, ...) and ``<role>_<model field>`` (task_max_tokens=,
+    optimizer_temperature=, ...). Both models run ``concurrency`` calls at once: on the
+    loopback server at ``base_url`` ("fake-model"), else on the scripted demo backend."""
+    from dataclasses import fields
+
+    from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
+
+    opt_names = {f.name for f in fields(OptimizerSettings)}
+    split_names = {f.name for f in fields(SplitSettings)}
+    where = {"backend": "compatible", "base_url": base_url} if base_url else {"backend": "demo"}
+    models: dict[str, dict[str, Any]] = {
+        role: dict(where, model="fake-model" if base_url else f"scripted-{role}", concurrency=concurrency,
+                   temperature=0.0 if role == "task" else 1.0, max_tokens=256 if role == "task" else 200)
+        for role in ("task", "optimizer")}
+    opt, split = {}, {}
+    for key, value in flat.items():
+        if key in opt_names:
+            opt[key] = value
+        elif key in split_names:
+            split[key] = value
+        else:
+            role, _, name = key.partition("_")
+            if role not in models or name not in {f.name for f in fields(ModelSettings)}:
+                raise TypeError(f"unknown setting {key}")
+            models[role][name] = value
+    return RunSettings(splits=SplitSettings(**split), task_model=ModelSettings(**models["task"]),
+                       optimizer_model=ModelSettings(**models["optimizer"]),
+                       optimizer=OptimizerSettings(**opt)).validate()
 
 
 def timer():

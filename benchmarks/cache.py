@@ -18,13 +18,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from benchlib import ServerProcess, bbh_task, emit, openai_model, r, timer
+from benchlib import ServerProcess, bbh_task, bench_settings, emit, openai_model, r, timer
 
 GOAL_S = 0.5
 
 
 def run_once(task, base_url: str, cache_path: Path, run_dir: Path, conc: int) -> dict:
-    from gpo_core.config import RunConfig
     from gpo_core.models.cache import CachedChatModel, ResponseCache
     from gpo_core.optimizer.session import GPOSession, Models
     from gpo_testkit.embedders import HashingEmbedder
@@ -35,9 +34,9 @@ def run_once(task, base_url: str, cache_path: Path, run_dir: Path, conc: int) ->
     opt_m = openai_model(base_url, conc)
     models = Models(CachedChatModel(task_m, cache, namespace=ns), CachedChatModel(opt_m, cache, namespace=ns),
                     HashingEmbedder())
-    cfg = RunConfig(steps=18, candidates=8, k=3, dev_size=48, seed=0)
+    settings = bench_settings(conc, base_url, steps=18, candidates=8, k=3, dev_size=48, seed=0)
     t0 = timer()
-    s = GPOSession.create(task, cfg, models, run_dir=run_dir, concurrency=conc)
+    s = GPOSession.create(task, settings, models, run_dir=run_dir)
     s.start()
     t1 = timer()
     step = s.propose()
@@ -78,7 +77,8 @@ def main() -> None:
     emit({
         "figure": "cache",
         "goal": f"re-run of the same step (same seed): 0 server requests, < {GOAL_S:g} s",
-        "measured": f"{rerun_requests} requests, step {again['step_s']:.3f} s (start+step {again['start_plus_step_s']:.3f} s)",
+        "measured": f"{rerun_requests} requests, step {again['step_s']:.3f} s "
+                    f"(start+step {again['start_plus_step_s']:.3f} s)",
         "met": rerun_requests == 0 and again["start_plus_step_s"] < GOAL_S and same,
         "rerun_requests": rerun_requests, "rerun_step_s": r(again["step_s"]),
         "rerun_start_plus_step_s": r(again["start_plus_step_s"]),

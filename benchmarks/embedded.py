@@ -40,8 +40,8 @@ def perf(llm) -> dict:
 def throughput(n_examples: int) -> dict:
     import llama_cpp
 
-    from gpo_core.scoring.evaluation import evaluate
     from gpo_core.models.local_llama import LocalLlamaChatModel
+    from gpo_core.scoring.evaluation import evaluate
     from gpo_core.tasks.io import load_task
 
     task = load_task(REPO / "sample_tasks" / "navigation")

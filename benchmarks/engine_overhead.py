@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import bbh_task, emit, median, r, timer
+from benchlib import bbh_task, bench_settings, emit, median, r, timer
 
 GOAL_PER_CALL_MS = 1.0
 GOAL_SAVE_MS = 50.0
@@ -72,23 +72,22 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one step")
     a = ap.parse_args()
 
-    import gpo_core.optimizer.session as opt_mod
-    from gpo_core.config import RunConfig
-    from gpo_testkit.scripted import ScriptedChatModel
+    import gpo_core.runs.repository as repo_mod  # the run folder's writers, timed in place
     from gpo_core.optimizer.session import GPOSession, Models
     from gpo_testkit.embedders import HashingEmbedder
+    from gpo_testkit.scripted import ScriptedChatModel
 
     task = bbh_task(a.task)
     tmp = Path(tempfile.mkdtemp(prefix="gpo-bench-overhead-"))
-    save_run, save_records = Timed(opt_mod.save_run), Timed(opt_mod.save_records)
-    opt_mod.save_run, opt_mod.save_records = save_run, save_records
+    save_run, save_records = Timed(repo_mod.save_run), Timed(repo_mod.save_records)
+    repo_mod.save_run, repo_mod.save_records = save_run, save_records
     per_call_ms, save_ms, step_rows, cpu_ms = [], [], [], []
     try:
         task_model = ScriptedChatModel(task_reply, name="scripted-task", max_concurrency=a.concurrency)
         opt_model = ScriptedChatModel(optimizer_reply, name="scripted-optimizer", max_concurrency=a.concurrency)
         models = Models(task_model, opt_model, HashingEmbedder())
-        cfg = RunConfig(steps=a.steps, candidates=8, k=3, dev_size=48, seed=0)
-        s = GPOSession.create(task, cfg, models, run_dir=tmp / "run", concurrency=a.concurrency)
+        settings = bench_settings(a.concurrency, steps=a.steps, candidates=8, k=3, dev_size=48, seed=0)
+        s = GPOSession.create(task, settings, models, run_dir=tmp / "run")
         s.start()
         for t in range(1, a.steps + 1):
             n0 = task_model.call_count + opt_model.call_count
@@ -119,6 +118,7 @@ def main() -> None:
             t0 = timer()
             s._save()
             s._save()
+            assert s.run_dir is not None
             for cid, sp, rec in recs:
                 save_records.fn(s.run_dir, cid, sp, rec)
             iso.append(1000 * (timer() - t0))
@@ -126,8 +126,8 @@ def main() -> None:
 
         profile_text = None
         if a.profile:
-            cfg2 = RunConfig(steps=2, candidates=8, k=3, dev_size=48, seed=1)
-            s2 = GPOSession.create(task, cfg2, models, run_dir=tmp / "prof", concurrency=a.concurrency)
+            settings2 = bench_settings(a.concurrency, steps=2, candidates=8, k=3, dev_size=48, seed=1)
+            s2 = GPOSession.create(task, settings2, models, run_dir=tmp / "prof")
             s2.start()
             pr = cProfile.Profile()
             pr.enable()

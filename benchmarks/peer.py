@@ -66,9 +66,9 @@ def main() -> None:
     ap.add_argument("--no-sequential", action="store_true")
     a = ap.parse_args()
 
-    from gpo_core.scoring.evaluation import evaluate_many
-    from gpo_core.scoring.answers import extract_answer
     from gpo_core.models.base import ChatRequest
+    from gpo_core.scoring.answers import extract_answer
+    from gpo_core.scoring.evaluation import evaluate_many
     from gpo_core.scoring.task_prompt import task_messages
 
     task = bbh_task(a.task)
@@ -143,7 +143,8 @@ def main() -> None:
     vs_dspy = dspy_s / ours_s if dspy_s else None
     vs_seq = seq_s / ours_s if seq_s else None
     met = (vs_dspy is not None and vs_dspy >= 1.0) and (vs_seq is None or vs_seq >= 20)
-    measured = (f"DSPy/ours {vs_dspy:.2f}x" if vs_dspy else "DSPy n/a") + (f", sequential/ours {vs_seq:.1f}x" if vs_seq else "")
+    measured = (f"DSPy/ours {vs_dspy:.2f}x" if vs_dspy else "DSPy n/a") \
+        + (f", sequential/ours {vs_seq:.1f}x" if vs_seq else "")
     emit({
         "figure": "peer",
         "goal": "ours no slower than DSPy Evaluate (>= 1.0x); >= 20x faster than one call at a time",

@@ -15,7 +15,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -62,7 +62,7 @@ def cell(x) -> str:
 
 
 def write_results(figs: list[dict]) -> None:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = ["| # | figure | goal | measured | met? | load (1 min) at end |", "|---|---|---|---|---|---|"]
     for i, f in enumerate(figs, 1):

@@ -26,8 +26,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib, when run from elsewhere
 
-from gpo_core.config import RunConfig  # noqa: E402
 from gpo_core.errors import EndpointDownError  # noqa: E402
 from gpo_core.models.base import TokenUsage  # noqa: E402
 from gpo_core.models.openai_chat import OpenAIChatModel  # noqa: E402
@@ -36,6 +36,8 @@ from gpo_core.runs.repository import load_run  # noqa: E402
 from gpo_core.tasks.task import Example, Task, TaskSplits  # noqa: E402
 from gpo_testkit.embedders import HashingEmbedder  # noqa: E402
 from gpo_testkit.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan  # noqa: E402
+
+from benchlib import bench_settings  # noqa: E402
 
 FAIL_MARK = "ZZ-ALWAYS-FAILS"
 RETRIED = {"429_retry_after", "429", "500", "503", "reset", "hang", "malformed", "empty_choices"}
@@ -67,11 +69,11 @@ def one_run(seed: int, steps: int, rate: float, dev_n: int, workdir: Path) -> di
     port, url = server.port, server.base_url
     injected: Counter[str] = Counter()
     requests = 0
-    cfg = RunConfig(steps=steps, candidates=4, dev_size=len(dev), test_size=len(test), seed=seed,
-                    optimizer_max_tokens=60, task_max_tokens=16)
+    settings = bench_settings(8, url, steps=steps, candidates=4, dev_size=len(dev), test_size=len(test), seed=seed,
+                              optimizer_max_tokens=60, task_max_tokens=16)
     run_dir = workdir / f"run{seed}"
-    session = GPOSession.create(Task("colours", dev + test + train, answer_type="multiple_choice"), cfg,
-                                models_for(url), run_dir=run_dir, concurrency=8, splits=TaskSplits(train, dev, test, train))
+    session = GPOSession.create(Task("colours", dev + test + train, answer_type="multiple_choice"), settings,
+                                models_for(url), run_dir=run_dir, splits=TaskSplits(train, dev, test, train))
     down_at = max(1, steps // 2)
     went_down = resumed = False
 
@@ -103,7 +105,8 @@ def one_run(seed: int, steps: int, rate: float, dev_n: int, workdir: Path) -> di
     dropped = sum(len(dev) - len(session.records(k, "dev")) for k in keys)
     fail_scored_zero = all(any(FAIL_MARK in r["input"] and r["error"] and not r["correct"]
                                for r in session.records(k, "dev")) for k in keys)
-    no_candidate_with_reason = sum(1 for s in saved.steps for c in s.optimizer_calls if not c.candidate_ids and c.reason)
+    no_candidate_with_reason = sum(1 for s in saved.steps for c in s.optimizer_calls
+                                   if not c.candidate_ids and c.reason)
     return {"seed": seed, "steps_expected": steps, "steps_saved": len(saved.decided_steps),
             "endpoint_down_and_resumed": went_down and resumed, "requests": requests, "faults": dict(injected),
             "retries": usage.retries, "failed_calls": usage.failed_calls, "calls": usage.calls,
@@ -128,7 +131,8 @@ def main() -> None:
             row = one_run(seed, a.steps, a.rate, a.dev, Path(tmp))
             rows.append(row)
             print(f"run {seed}: {row['steps_saved']}/{row['steps_expected']} steps saved, {row['requests']} requests, "
-                  f"{sum(row['faults'].values())} faults, {row['retries']} retries, {row['failed_calls']} failed calls, "
+                  f"{sum(row['faults'].values())} faults, {row['retries']} retries, "
+                  f"{row['failed_calls']} failed calls, "
                   f"down+resumed {row['endpoint_down_and_resumed']}, {row['seconds']} s", flush=True)
     faults: Counter[str] = Counter()
     for row in rows:
@@ -149,14 +153,9 @@ def main() -> None:
         "always_failing_example_scored_0_every_run": all(r["always_failing_example_scored_0_with_error"] for r in rows),
         "max_attempts_seen": max(r["max_attempts_seen"] for r in rows), "max_attempts_allowed": MAX_ATTEMPTS,
     }
-    try:
-        from benchlib import emit
-    except ImportError:  # run from elsewhere
-        import json
+    from benchlib import emit
 
-        print(json.dumps(figure), flush=True)
-    else:
-        emit(figure)
+    emit(figure)
 
 
 if __name__ == "__main__":

@@ -25,18 +25,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchlib import ServerProcess, bbh_task, emit, median, openai_model, r, timer
+from benchlib import ServerProcess, bbh_task, bench_settings, emit, median, openai_model, r, timer
 
 GOAL = 1.15
 CPU: dict[str, list[float]] = {"engine": [], "floor": []}
 
 
-def make_session(task, models, run_dir: Path, concurrency: int):
-    from gpo_core.config import RunConfig
+def make_session(task, models, run_dir: Path, concurrency: int, base_url: str):
     from gpo_core.optimizer.session import GPOSession
 
-    cfg = RunConfig(steps=18, candidates=8, k=3, dev_size=48, seed=0)
-    return GPOSession.create(task, cfg, models, run_dir=run_dir, concurrency=concurrency)
+    settings = bench_settings(concurrency, base_url, steps=18, candidates=8, k=3, dev_size=48, seed=0)
+    return GPOSession.create(task, settings, models, run_dir=run_dir)
 
 
 def engine_step(session) -> tuple[float, dict]:
@@ -92,7 +91,7 @@ def main() -> None:
             pool = ThreadPoolExecutor(max_workers=conc)
 
             # Warm-up repetition (not timed): records the bodies the floor replays.
-            s = make_session(task, models, tmp / "warm", conc)
+            s = make_session(task, models, tmp / "warm", conc, server.base_url)
             s.start()
             server.reset()
             _, counts = engine_step(s)
@@ -103,7 +102,7 @@ def main() -> None:
             floor_replay(client, pool, phases)  # warm the floor's connections
 
             for rep in range(a.reps):
-                s = make_session(task, models, tmp / f"rep{rep}", conc)
+                s = make_session(task, models, tmp / f"rep{rep}", conc, server.base_url)
                 s.start()  # step 0 (not timed)
                 order = ("engine", "floor") if rep % 2 == 0 else ("floor", "engine")
                 e = f = None
@@ -123,7 +122,7 @@ def main() -> None:
             if a.profile:
                 from pyinstrument import Profiler
 
-                s = make_session(task, models, tmp / "prof", conc)
+                s = make_session(task, models, tmp / "prof", conc, server.base_url)
                 s.start()
                 prof = Profiler(interval=0.0005)
                 prof.start()

@@ -74,15 +74,16 @@ def main() -> None:
 
     import llama_cpp
 
-    from gpo_core.config import RunConfig
-    from gpo_core.optimizer.metaprompt import build_meta_prompt, pick_exemplars
     from gpo_core.models.local_llama import default_gguf_path
-    from gpo_core.optimizer.schedule import edit_budget
-    from gpo_core.tasks.splits import split_task
-    from gpo_core.scoring.task_prompt import render_task_prompt
     from gpo_core.optimizer.direction import Retrieved
+    from gpo_core.optimizer.metaprompt import build_meta_prompt, pick_exemplars
+    from gpo_core.optimizer.schedule import edit_budget
+    from gpo_core.scoring.task_prompt import render_task_prompt
+    from gpo_core.settings import default_run_settings
+    from gpo_core.tasks.splits import split_task
 
-    cfg = RunConfig()
+    settings = default_run_settings("openai", preset="paper")  # the paper's settings (GPO.sh)
+    cfg = settings.optimizer
     assert (cfg.candidates, cfg.k, cfg.n_exemplars, cfg.steps) == (CANDIDATES, K, N_EXEMPLARS, STEPS)
     vocab = llama_cpp.Llama(model_path=str(default_gguf_path()), vocab_only=True, verbose=False)
 
@@ -97,7 +98,7 @@ def main() -> None:
         splits = split_task(task, dev_size=DEV, test_size=TEST, seed=0)
         metas = {"gpo_studio": [], "paper": []}
         for t in range(1, STEPS + 1):
-            rng = random.Random(f"{cfg.seed}:{t}:1")
+            rng = random.Random(f"{settings.splits.seed}:{t}:1")
             ex = pick_exemplars(splits.exemplars, N_EXEMPLARS, rng)
             budget = edit_budget(t, kind=cfg.schedule, initial=cfg.budget_initial, final=cfg.budget_final,
                                  total_steps=cfg.steps, warmup=cfg.warmup)
@@ -139,16 +140,19 @@ def main() -> None:
     not_more = all(x["gpo_studio_meta_tokens"] <= x["paper_meta_tokens"] for x in rows)
     emit({
         "figure": "tokens",
-        "goal": "prompt + completion tokens per step with our meta-prompt <= the paper's layout (same k, exemplars, candidates)",
-        "measured": (f"optimizer prompt {ours_opt:.0f} vs {paper_opt:.0f} tokens/step ({100 * (ours_opt / paper_opt - 1):+.0f}%); "
+        "goal": "prompt + completion tokens per step with our meta-prompt <= the paper's layout "
+                "(same k, exemplars, candidates)",
+        "measured": (f"optimizer prompt {ours_opt:.0f} vs {paper_opt:.0f} tokens/step "
+                     f"({100 * (ours_opt / paper_opt - 1):+.0f}%); "
                      f"whole step {ours:.0f} vs {paper:.0f} ({100 * (ours / paper - 1):+.1f}%)"),
         "met": not_more,
         "tokenizer": "SmolLM2-135M-Instruct BPE (llama_cpp vocab_only); o200k_base (tiktoken) where shown",
         "per_task": rows,
         "optimizer_completion_tokens_expected": CANDIDATES * reply_tok,
-        "optimizer_completion_tokens_cap": CANDIDATES * cfg.optimizer_max_tokens,
-        "task_completion_tokens_cap": (CANDIDATES * DEV + TEST) * cfg.task_max_tokens,
-        "note": "completion tokens and task prompt tokens are the same for both layouts (both ask for one <INS>-tagged instruction; the task prompts do not depend on the meta-prompt)",
+        "optimizer_completion_tokens_cap": CANDIDATES * settings.optimizer_model.max_tokens,
+        "task_completion_tokens_cap": (CANDIDATES * DEV + TEST) * settings.task_model.max_tokens,
+        "note": "completion tokens and task prompt tokens are the same for both layouts (both ask for one "
+                "<INS>-tagged instruction; the task prompts do not depend on the meta-prompt)",
     })
 
 

@@ -31,7 +31,17 @@ class ConfigError(GPOError):
 
     def __init__(self, setting: str, reason: str):
         self.setting = setting
+        self.reason = reason
         super().__init__(f"setting '{setting}': {reason}")
+
+    def relabeled(self, setting: str) -> ConfigError:
+        """The same error naming the setting as ``setting`` (e.g. the CLI flag the user
+        typed instead of the engine's field name)."""
+        if setting == self.setting:
+            return self
+        err = ConfigError(setting, self.reason)
+        err.__cause__ = self.__cause__
+        return err
 
 
 class ModelError(GPOError):

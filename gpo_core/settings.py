@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from gpo_core.errors import ConfigError
 
 __all__ = [
     "BACKENDS", "LOCAL_DEFAULT_MODEL", "MAX_CANDIDATES", "MAX_K", "MAX_STEPS", "PRESETS", "ROLES", "Surface",
     "ModelSettings", "OptimizerSettings", "RunSettings", "SplitSettings", "default_model_settings",
-    "default_run_settings", "label_of",
+    "default_run_settings", "label_for", "label_of",
 ]
 
 #: Where a setting came from, which decides how an error names it.
@@ -116,7 +117,7 @@ class ModelSettings:
     concurrency: int = field(default=8, metadata=_meta("--concurrency", "{role} · Concurrency"))
     timeout_s: float = field(default=DEFAULT_TIMEOUT_S, metadata=_meta("--timeout", "{role} · Timeout (s)"))
 
-    def validate(self, surface: Surface = "engine", role: str | None = None) -> "ModelSettings":
+    def validate(self, surface: Surface = "engine", role: str | None = None) -> ModelSettings:
         """Check every field; returns self. Raises ConfigError naming the setting as the
         user touched it on ``surface`` (see :func:`label_of`)."""
 
@@ -150,7 +151,7 @@ class ModelSettings:
             raise bad("timeout_s", f"must be a number of seconds > 0, got {self.timeout_s!r}")
         return self
 
-    def replace(self, **changes: Any) -> "ModelSettings":
+    def replace(self, **changes: Any) -> ModelSettings:
         """A copy with ``changes`` (not validated: call :meth:`validate`)."""
         return dataclasses.replace(self, **changes)
 
@@ -159,7 +160,7 @@ class ModelSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], role: str | None = None) -> "ModelSettings":
+    def from_dict(cls, data: Mapping[str, Any], role: str | None = None) -> ModelSettings:
         """Inverse of :meth:`to_dict`, validated (surface "file"). Raises ConfigError for an
         unknown key (an ``api_key`` is refused outright), a missing backend or a bad value."""
         where = f"{role}_model" if role else "model"
@@ -209,7 +210,7 @@ class SplitSettings:
     train_size: int | None = field(default=None, metadata=_meta("--train-size", "Train examples"))
     seed: int = field(default=0, metadata=_meta("--seed", "Seed"))
 
-    def validate(self, surface: Surface = "engine") -> "SplitSettings":
+    def validate(self, surface: Surface = "engine") -> SplitSettings:
         """Check every field; returns self (ConfigError naming the setting otherwise)."""
         for name in ("dev_size", "test_size", "train_size"):
             v = getattr(self, name)
@@ -220,6 +221,10 @@ class SplitSettings:
         if not _is_int(self.seed):
             raise _bad(self, "seed", surface, f"must be a whole number, got {self.seed!r}")
         return self
+
+    def replace(self, **changes: Any) -> SplitSettings:
+        """A copy with ``changes`` (not validated: call :meth:`validate`)."""
+        return dataclasses.replace(self, **changes)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -254,7 +259,7 @@ class OptimizerSettings:
     policy: str = field(default="paper", metadata=_meta("--policy", "Decision policy"))
     show_rejections: bool = field(default=True, metadata=_meta(None, "Show rejected candidates to the optimizer"))
 
-    def validate(self, surface: Surface = "engine") -> "OptimizerSettings":
+    def validate(self, surface: Surface = "engine") -> OptimizerSettings:
         """Check every field; returns self (ConfigError naming the setting otherwise)."""
         from gpo_core.optimizer.direction import SELECTION_STRATEGIES
         from gpo_core.optimizer.policies import POLICIES
@@ -270,7 +275,8 @@ class OptimizerSettings:
             if not _is_int(v) or not lo <= v <= hi:
                 raise bad(name, f"must be a whole number between {lo} and {hi}, got {v!r}")
         if self.selection not in SELECTION_STRATEGIES:
-            raise bad("selection", f"unknown strategy {self.selection!r}; choose one of {', '.join(SELECTION_STRATEGIES)}")
+            raise bad("selection", f"unknown strategy {self.selection!r}; "
+                                   f"choose one of {', '.join(SELECTION_STRATEGIES)}")
         if self.schedule not in SCHEDULE_KINDS:
             raise bad("schedule", f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULE_KINDS)}")
         if self.warmup >= self.steps and self.warmup > 0:
@@ -285,7 +291,7 @@ class OptimizerSettings:
                 raise bad(name, f"must be true or false, got {getattr(self, name)!r}")
         return self
 
-    def replace(self, **changes: Any) -> "OptimizerSettings":
+    def replace(self, **changes: Any) -> OptimizerSettings:
         """A copy with ``changes`` (not validated: call :meth:`validate`)."""
         return dataclasses.replace(self, **changes)
 
@@ -302,7 +308,7 @@ class RunSettings:
     optimizer_model: ModelSettings = field(default_factory=lambda: default_model_settings("optimizer"))
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
 
-    def validate(self, surface: Surface = "engine") -> "RunSettings":
+    def validate(self, surface: Surface = "engine") -> RunSettings:
         """Validate every part; returns self. ConfigError names the first bad setting."""
         self.splits.validate(surface)
         self.task_model.validate(surface, "task")
@@ -316,12 +322,12 @@ class RunSettings:
             raise ConfigError("role", f"unknown model role {role!r}")
         return self.task_model if role == "task" else self.optimizer_model
 
-    def with_model(self, role: str, settings: ModelSettings) -> "RunSettings":
+    def with_model(self, role: str, settings: ModelSettings) -> RunSettings:
         """A copy whose ``role`` model has ``settings``."""
         self.model(role)
         return dataclasses.replace(self, **{f"{role}_model": settings})
 
-    def replace(self, **changes: Any) -> "RunSettings":
+    def replace(self, **changes: Any) -> RunSettings:
         """A copy with whole parts replaced (``splits=``, ``optimizer=``, ...)."""
         return dataclasses.replace(self, **changes)
 
@@ -331,7 +337,7 @@ class RunSettings:
                 "optimizer_model": self.optimizer_model.to_dict(), "optimizer": dataclasses.asdict(self.optimizer)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RunSettings":
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSettings:
         """Inverse of :meth:`to_dict`, validated as a run file ("file" surface)."""
         if not isinstance(data, Mapping):
             raise ConfigError("settings", f"expected an object, got {type(data).__name__}")
@@ -340,9 +346,25 @@ class RunSettings:
                 raise ConfigError(f"settings.{key}", "unknown part of the settings")
         out = cls(splits=_from_mapping(SplitSettings, data.get("splits", {}), "splits"),
                   task_model=ModelSettings.from_dict(data.get("task_model", {"backend": "local"}), "task"),
-                  optimizer_model=ModelSettings.from_dict(data.get("optimizer_model", {"backend": "local"}), "optimizer"),
+                  optimizer_model=ModelSettings.from_dict(data.get("optimizer_model", {"backend": "local"}),
+                                                          "optimizer"),
                   optimizer=_from_mapping(OptimizerSettings, data.get("optimizer", {}), "optimizer"))
         return out.validate("file")
+
+
+def label_for(setting: str, surface: Surface) -> str:
+    """The name on ``surface`` of a setting the engine names by its field path: "dev_size"
+    or "splits.dev_size" -> "--dev-size" (CLI) / "Dev examples" (app); "k" or "optimizer.k";
+    "optimizer_model.temperature" -> "--optimizer-temperature". A name that is no settings
+    field (or already a label) comes back unchanged."""
+    head, _, name = setting.rpartition(".")
+    for role in ROLES:
+        if head == f"{role}_model" and name in {f.name for f in fields(ModelSettings)}:
+            return label_of(ModelSettings, name, surface, role)
+    for part, cls in (("splits", SplitSettings), ("optimizer", OptimizerSettings)):
+        if head in ("", part) and name in {f.name for f in fields(cls)}:
+            return label_of(cls, name, surface)
+    return setting
 
 
 #: Named presets of the optimizer and split settings. "paper": GPO.sh (18 steps x 8

@@ -5,7 +5,16 @@ Names load lazily so that ``python -m gpo_testkit.fake_openai_server`` runs clea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the lazy names, for type checkers
+    from gpo_testkit.fake_openai_server import (
+        FAULT_KINDS,
+        TRANSIENT_FAULTS,
+        FakeOpenAIServer,
+        FaultPlan,
+        default_responder,
+    )
 
 __all__ = ["FAULT_KINDS", "FakeOpenAIServer", "FaultPlan", "TRANSIENT_FAULTS", "default_responder"]
 

@@ -29,9 +29,10 @@ import struct
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = ["FAULT_KINDS", "FaultPlan", "FakeOpenAIServer", "default_responder", "main"]
 
@@ -168,7 +169,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the stdlib default (5) drops connects at concurrency 32
     allow_reuse_address = True
-    owner: "FakeOpenAIServer"
+    owner: FakeOpenAIServer
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -318,13 +319,13 @@ class _Handler(BaseHTTPRequestHandler):
             "id": f"chatcmpl-fake-{number}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": model or "fake-model",
+            "model": owner.reported_models.get(str(model), model) or "fake-model",
             "choices": choices,
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         })
 
-    def _apply_transport_fault(self, fault: str, owner: "FakeOpenAIServer") -> bool:
+    def _apply_transport_fault(self, fault: str, owner: FakeOpenAIServer) -> bool:
         """Send the fault's reply; True when the request is finished (no normal reply)."""
         plan = owner.faults
         if fault == "429_retry_after":
@@ -355,6 +356,9 @@ class FakeOpenAIServer:
     request JSON (a dict) returning the reply text; default :func:`default_responder`.
     faults: a :class:`FaultPlan` (default: none). seed: seeds the fault draws.
     known_models: if given, other model names get HTTP 404 ``model_not_found``.
+    reported_models: ``{requested name: name to report}``: replies to a request for a listed
+    model carry the other name in their ``model`` field (as a server that serves another
+    model than the one asked for, or resolves an alias); other requests echo their model.
     required_key: if given, requests whose bearer token differs get HTTP 401.
     port: 0 picks a free port. keep_bodies: how many recent request JSON bodies to keep in
     :attr:`received` (headers are never kept).
@@ -366,11 +370,12 @@ class FakeOpenAIServer:
     def __init__(self, latency_s: float = 0.0, responder: Callable[[dict], str] | None = None,
                  faults: FaultPlan | None = None, seed: int = 0, *,
                  known_models: set[str] | frozenset[str] | None = None, required_key: str | None = None,
-                 port: int = 0, keep_bodies: int = 10_000):
+                 port: int = 0, keep_bodies: int = 10_000, reported_models: Mapping[str, str] | None = None):
         self.latency_s = float(latency_s)
         self.responder = responder or default_responder
         self.faults = faults or FaultPlan()
         self.known_models = set(known_models) if known_models is not None else None
+        self.reported_models: dict[str, str] = dict(reported_models or {})
         self.required_key = required_key
         self._port = port
         self._rng = random.Random(seed)
@@ -382,7 +387,7 @@ class FakeOpenAIServer:
         self.reset_counters()
 
     # -- lifecycle
-    def start(self) -> "FakeOpenAIServer":
+    def start(self) -> FakeOpenAIServer:
         """Bind and serve in a background daemon thread; returns self. Idempotent."""
         if self._httpd is not None:
             return self
@@ -408,7 +413,7 @@ class FakeOpenAIServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeOpenAIServer":
+    def __enter__(self) -> FakeOpenAIServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

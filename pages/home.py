@@ -7,11 +7,14 @@ from gpo_core.studio.studio import Studio
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
-    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
-    st.switch_page("app.py")
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py,
+    # keeping the address (the open run, the owner token), and come back to this page.
+    st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": "home"})
 studio: Studio = st.session_state["studio"]
 
 st.title("GPO Studio")
+for f in studio.pop_flashes():
+    getattr(st, f.kind)(views.escape_markdown(f.text))
 st.markdown(
     "GPO optimizes a prompt the way gradient descent optimizes weights "
     "([Tang et al. 2024](https://arxiv.org/abs/2402.17564)). Each **step** shows an *optimizer model* "

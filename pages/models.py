@@ -2,18 +2,21 @@
 
 import streamlit as st
 
-from gpo_core.studio import views
 from gpo_core.errors import GPOError
 from gpo_core.settings import LOCAL_DEFAULT_MODEL, ROLES
+from gpo_core.studio import views
 from gpo_core.studio.studio import BACKEND_LABELS, DEFAULT_OPENAI_MODEL, USER_BACKENDS, Studio
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
-    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
-    st.switch_page("app.py")
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py,
+    # keeping the address (the open run, the owner token), and come back to this page.
+    st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": "models"})
 studio: Studio = st.session_state["studio"]
 
 st.title("Models")
+for f in studio.pop_flashes():
+    getattr(st, f.kind)(views.escape_markdown(f.text))
 st.markdown(
     "The **task model** answers the task's questions with each candidate prompt (it is the scorer); "
     "the **optimizer model** reads the meta-prompt and writes candidate prompts. The embedded model "
@@ -32,44 +35,99 @@ else:
     st.caption("No key: set OPENAI_API_KEY or type one above to use OpenAI. Local compatible servers often need none.")
 
 TITLES = {"task": "Task model (scorer)", "optimizer": "Optimizer model"}
+#: The last settings error per role, from the widgets' on_change callbacks.
+ERRORS = st.session_state.setdefault("model_errors", {})
+
+
+def backends_for(role: str) -> tuple[str, ...]:
+    """The backends offered for ``role``: the user's three, plus the demo backend when the
+    role is on it (demo mode), so the page shows what the run really uses."""
+    current = studio.settings.model(role).backend
+    return USER_BACKENDS + (("demo",) if current == "demo" else ())
+
+
+def defaults(role: str, backend: str) -> tuple[str, str]:
+    """(model, base URL) a role's fields start with for ``backend``: the current settings when
+    the role is on that backend, else the backend's default."""
+    spec = studio.settings.model(role)
+    if spec.backend == backend:
+        return spec.model, spec.base_url or ""
+    if backend == "local":
+        return LOCAL_DEFAULT_MODEL, ""
+    if backend == "demo":
+        return "scripted-task" if role == "task" else "scripted-optimizer", ""
+    return DEFAULT_OPENAI_MODEL, ""
+
+
+def apply(role: str) -> None:
+    """on_change of every model widget of ``role``: validate and keep its settings now, before
+    the page (and the sidebar's "Active models") is drawn. A bad value keeps the previous
+    settings and its error is shown under the role's fields."""
+    ss = st.session_state
+    spec = studio.settings.model(role)
+    backend = ss.get(f"{role}_backend", spec.backend)
+    model, base_url = defaults(role, backend)
+    model = ss.get(f"{role}_model_{backend}", model)
+    base_url = ss.get(f"{role}_base_url_{backend}", base_url) if backend not in ("local", "demo") else None
+    concurrency = ss.get(f"{role}_concurrency_{backend == 'local'}", spec.concurrency)
+    try:
+        studio.set_model(role, backend=backend, model=model, base_url=base_url,
+                         temperature=float(ss.get(f"{role}_temperature", spec.temperature)),
+                         max_tokens=int(ss.get(f"{role}_max_tokens", spec.max_tokens)),
+                         concurrency=int(concurrency), timeout_s=float(ss.get(f"{role}_timeout", spec.timeout_s)))
+    except GPOError as e:
+        ERRORS[role] = str(e)
+    else:
+        ERRORS.pop(role, None)
+
+
+def use_in_current_run() -> None:
+    if ERRORS:
+        st.session_state["use_models_result"] = ("error", "Fix the model settings above first.")
+        return
+    try:
+        studio.use_models_in_current_run()
+    except GPOError as e:
+        st.session_state["use_models_result"] = ("error", str(e))
+    else:
+        st.session_state["use_models_result"] = ("success", "The current run now uses these models: every later "
+                                                            "request has their temperature and max tokens.")
+
+
 columns = st.columns(2)
 for role, col in zip(ROLES, columns):
     spec = studio.settings.model(role)
+    options = backends_for(role)
     with col:
         st.subheader(TITLES[role])
-        backend = st.radio("Backend", USER_BACKENDS, index=USER_BACKENDS.index(spec.backend) if spec.backend in USER_BACKENDS else 0, key=f"{role}_backend",
-                           format_func=BACKEND_LABELS.get)
-        if backend == "local":
-            default_model = spec.model if spec.backend == "local" else LOCAL_DEFAULT_MODEL
-        else:
-            default_model = spec.model if spec.backend == backend else DEFAULT_OPENAI_MODEL
-        model = st.text_input("Model", value=default_model, key=f"{role}_model_{backend}",
-                              help="Embedded: the bundled model or a path to a .gguf file. "
-                                   "Otherwise the model name the server knows.")
-        base_url = None
-        if backend != "local":
-            base_url = st.text_input("Base URL" + (" (optional)" if backend == "openai" else ""),
-                                     value=(spec.base_url or "") if spec.backend == backend else "",
-                                     key=f"{role}_base_url_{backend}",
-                                     placeholder="http://localhost:8000/v1" if backend == "compatible"
-                                     else "blank: OPENAI_BASE_URL or api.openai.com")
+        backend = st.radio("Backend", options, index=options.index(spec.backend) if spec.backend in options else 0,
+                           key=f"{role}_backend", format_func=BACKEND_LABELS.get, on_change=apply, args=(role,))
+        default_model, default_url = defaults(role, backend)
+        st.text_input("Model", value=default_model, key=f"{role}_model_{backend}", on_change=apply, args=(role,),
+                      disabled=backend == "demo",
+                      help="Embedded: the bundled model or a path to a .gguf file. "
+                           "Otherwise the model name the server knows.")
+        if backend not in ("local", "demo"):
+            st.text_input("Base URL" + (" (optional)" if backend == "openai" else ""), value=default_url,
+                          key=f"{role}_base_url_{backend}", on_change=apply, args=(role,),
+                          placeholder="http://localhost:8000/v1" if backend == "compatible"
+                          else "blank: OPENAI_BASE_URL or api.openai.com")
         c1, c2 = st.columns(2)
-        temperature = c1.number_input("Temperature", min_value=0.0, max_value=2.0, value=float(spec.temperature),
-                                      step=0.1, key=f"{role}_temperature")
-        max_tokens = c2.number_input("Max tokens", min_value=1, max_value=32768, value=int(spec.max_tokens), step=16,
-                                     key=f"{role}_max_tokens", help="Completion cap per call (tokens).")
+        c1.number_input("Temperature", min_value=0.0, max_value=2.0, value=float(spec.temperature),
+                        step=0.1, key=f"{role}_temperature", on_change=apply, args=(role,))
+        c2.number_input("Max tokens", min_value=1, max_value=32768, value=int(spec.max_tokens), step=16,
+                        key=f"{role}_max_tokens", help="Completion cap per call (tokens).", on_change=apply,
+                        args=(role,))
         c3, c4 = st.columns(2)
-        concurrency = c3.number_input("Concurrency", min_value=1, max_value=64,
-                                      value=int(spec.concurrency) if backend != "local" else 1,
-                                      disabled=backend == "local", key=f"{role}_concurrency_{backend == 'local'}",
-                                      help="Calls in flight at once (the embedded model runs one at a time).")
-        timeout = c4.number_input("Timeout (s)", min_value=1.0, max_value=600.0, value=float(spec.timeout_s), step=5.0,
-                                  key=f"{role}_timeout", help="Per-request timeout in seconds.")
-        try:
-            studio.set_model(role, backend=backend, model=model, base_url=base_url, temperature=temperature,
-                             max_tokens=int(max_tokens), concurrency=int(concurrency), timeout_s=float(timeout))
-        except GPOError as e:
-            st.error(views.escape_markdown(str(e)))
+        c3.number_input("Concurrency", min_value=1, max_value=64,
+                        value=int(spec.concurrency) if backend != "local" else 1,
+                        disabled=backend == "local", key=f"{role}_concurrency_{backend == 'local'}",
+                        help="Calls in flight at once (the embedded model runs one at a time).", on_change=apply,
+                        args=(role,))
+        c4.number_input("Timeout (s)", min_value=1.0, max_value=600.0, value=float(spec.timeout_s), step=5.0,
+                        key=f"{role}_timeout", help="Per-request timeout in seconds.", on_change=apply, args=(role,))
+        if role in ERRORS:
+            st.error(views.escape_markdown(ERRORS[role]))
         if st.button("Test connection", key=f"{role}_test"):
             with st.spinner("Sending one short request…"):
                 ok, message, seconds = studio.test_connection(role)
@@ -83,7 +141,9 @@ studio.use_cache = st.checkbox("Reuse cached responses (same request, same model
                                value=studio.use_cache, key="use_cache")
 st.dataframe(views.models_frame(studio.active_models()), hide_index=True, width="stretch")
 if studio.session is not None:
-    if st.button("Use these models in the current run"):
-        studio.use_models_in_current_run()
-        st.success("The current run now uses these models.")
+    st.button("Use these models in the current run", key="use_models", on_click=use_in_current_run,
+              disabled=studio.busy(), help="Wait for the running work to end first." if studio.busy() else None)
+    result = st.session_state.pop("use_models_result", None)
+    if result is not None:
+        getattr(st, result[0])(views.escape_markdown(result[1]))
 st.page_link("pages/optimize.py", label="Next: Optimize", icon=":material/tune:")

@@ -1,56 +1,133 @@
-"""Optimize: score the starting prompt, then step through GPO by hand or automatically."""
+"""Optimize: score the starting prompt, then step through GPO by hand or automatically.
+
+Every long action is a button callback that submits a background job (``Studio.submit_*``);
+the page shows the running job in a fragment that looks again every ``POLL_S`` seconds
+while it runs and redraws the whole page when it ends. Leaving the page or reloading the
+tab does not stop the job. Buttons that would conflict with it are disabled meanwhile.
+"""
 
 import streamlit as st
 
-from gpo_core.studio import charts, views
 from gpo_core.errors import GPOError
-from gpo_core.optimizer.schedule import SCHEDULE_KINDS
-from gpo_core.studio.studio import Studio
 from gpo_core.optimizer.direction import SELECTION_STRATEGIES
+from gpo_core.optimizer.schedule import SCHEDULE_KINDS
+from gpo_core.studio import charts, views
+from gpo_core.studio.studio import Flash, Studio
+from gpo_core.studio.worker import JobBusyError
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
-    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
-    st.switch_page("app.py")
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py,
+    # keeping the address (the open run, the owner token), and come back to this page.
+    st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": "optimize"})
 studio: Studio = st.session_state["studio"]
 md = views.escape_markdown
+#: Seconds between two looks at a running job.
+POLL_S = 0.5
+
+#: Run-settings widgets: (OptimizerSettings field, widget key, conversion).
+CONFIG_WIDGETS = [("steps", "cfg_steps", int), ("candidates", "cfg_candidates", int), ("k", "cfg_k", int),
+                  ("selection", "cfg_selection", str), ("schedule", "cfg_schedule", str),
+                  ("budget_initial", "cfg_initial", int), ("budget_final", "cfg_final", int),
+                  ("warmup", "cfg_warmup", int), ("use_budget", "cfg_use_budget", bool),
+                  ("enforce_budget", "cfg_enforce", bool), ("n_exemplars", "cfg_exemplars", int)]
+
+
+# ----------------------------------------------------------------------------- callbacks
+# They run before the page script, so the page drawn after a click already shows the job
+# (or, for quick work, its result): one page run per click.
+
+
+def _say(kind: str, text: str) -> None:
+    """Show ``text`` once where the job is shown (below the controls)."""
+    studio.outcome = Flash(kind, text)
+
+
+def _call(action, *args) -> None:
+    """Run a Studio action; an engine error becomes a message below the controls."""
+    try:
+        action(*args)
+    except JobBusyError as e:
+        _say("warning", str(e))
+    except GPOError as e:
+        _say("error", str(e))
+
+
+def _apply_config() -> None:
+    """Apply the run-settings widgets (values set in the same interaction included)."""
+    values = {name: conv(st.session_state[key]) for name, key, conv in CONFIG_WIDGETS if key in st.session_state}
+    studio.update_config(**values)
+
+
+def _new_run() -> None:
+    try:
+        _apply_config()
+        studio.submit_new_run()
+    except GPOError as e:
+        _say("error", str(e))
+
+
+def _run_auto() -> None:
+    _call(studio.submit_run_auto, int(st.session_state.get("auto_n", 1)))
+
+
+def _accept_edited() -> None:
+    candidate_id = st.session_state.get("edit_candidate")
+    _call(studio.submit_accept, candidate_id, st.session_state.get(f"edit_{candidate_id}"))
+
+
+def _stop() -> None:
+    if not studio.stop():
+        _say("info", "Nothing is running, so there is nothing to stop.")
+
+
+def _undo() -> None:
+    try:
+        undone = studio.undo()
+    except GPOError as e:
+        _say("error", str(e))
+    else:
+        _say("info", f"Undid step {undone.step}; the prompt is back to: {studio.session.state.current_prompt}")
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+@st.fragment(run_every=POLL_S)
+def running_job(with_stop: bool) -> None:
+    """The running job: label, progress, finished steps, Stop. Redraws the whole page when a
+    step has finished since the page was drawn (the metrics and the step below follow the
+    run) and when the job ends (its result)."""
+    job = studio.job()
+    if job is None or not job.running or st.session_state.get("job_seen") != (job.id, len(job.log)):
+        st.rerun()
+    with st.container(border=True, key="job_box"):
+        st.markdown(f"**{md(job.label)}**")
+        st.progress(views.progress_fraction(job.done, job.total),
+                    text=views.job_progress_text(job.phase, job.done, job.total))
+        for line in job.log:
+            st.text(line)
+        note = " Stopping after the model call in flight…" if job.stop_requested else ""
+        st.caption(f"{job.seconds:.0f} s so far.{note} The work goes on if you leave this page or reload it.")
+        if with_stop and job.stoppable:
+            st.button("Stop", key="stop_job", on_click=_stop)
+
+
+def job_area(with_stop: bool = False) -> None:
+    """Where the user looks after an action: the outcome of the last job (or action) and
+    the running job."""
+    outcome = studio.pop_outcome()
+    if outcome is not None:
+        getattr(st, outcome.kind)(md(outcome.text))
+    job = studio.job()
+    if job is not None and job.running:
+        st.session_state["job_seen"] = (job.id, len(job.log))  # what this page run shows
+        running_job(with_stop)
+
 
 st.title("Optimize")
-for f in studio.pop_flashes():
+for f in studio.pop_flashes(outcome=False):
     getattr(st, f.kind)(md(f.text))
-
-
-def progress_callback(container):
-    """A (phase, done, total) callback drawing a progress bar in ``container``."""
-    bar = container.progress(0.0, text="Preparing (the first call loads the models)…")
-
-    def on_progress(phase: str, done: int, total: int) -> None:
-        bar.progress(views.progress_fraction(done, total), text=views.progress_text(phase, done, total))
-
-    return on_progress
-
-
-def run_action(label: str, action, done_message=None, rerun: bool = True) -> None:
-    """Run a long engine action with a live status box. On success: with ``rerun`` queue
-    ``done_message(result)`` (if given) and rerun the page (needed when what is drawn above
-    changed); without, show the message and let the page go on rendering the new state
-    (one render per click). On an engine error show it here."""
-    with st.status(label, expanded=True) as status:
-        try:
-            result = action(progress_callback(status))
-        except GPOError as e:
-            status.update(label=f"{label} failed", state="error")
-            st.error(md(str(e)))
-            return
-        status.update(label=label.rstrip("…") + ": done", state="complete", expanded=False)
-    if not rerun:
-        if done_message is not None:
-            st.success(md(done_message(result)))
-        return
-    if done_message is not None:
-        studio.flash("success", done_message(result))
-    st.rerun()
-
 
 if studio.task is None and studio.session is None:
     st.info("Load a task first (Task page), or reopen a saved run (Results page).")
@@ -58,111 +135,94 @@ if studio.task is None and studio.session is None:
     st.stop()
 
 session = studio.session
+busy = studio.busy()
 
 # ----------------------------------------------------------------------------- settings
-with st.expander("Run settings" if session is None else "Run settings (for a new run)", expanded=session is None):
-    cfg = studio.config
-    c1, c2, c3, c4 = st.columns(4)
-    steps = c1.number_input("Total steps T", min_value=1, max_value=200, value=cfg.steps, key="cfg_steps")
-    candidates = c2.number_input("Candidates per step", min_value=1, max_value=32, value=cfg.candidates,
-                                 key="cfg_candidates")
-    k = c3.number_input("k (trajectory prompts retrieved)", min_value=1, max_value=20, value=cfg.k, key="cfg_k")
-    selection = c4.selectbox("Selection strategy", SELECTION_STRATEGIES, index=SELECTION_STRATEGIES.index(cfg.selection),
-                             key="cfg_selection", help="relevance: newest + most similar (GPO); recency: newest; "
-                                                       "importance: highest dev score.")
-    c1, c2, c3, c4 = st.columns(4)
-    schedule = c1.selectbox("Edit budget schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(cfg.schedule),
-                            key="cfg_schedule")
-    initial = c2.number_input("Initial budget (words)", min_value=1, max_value=1000, value=cfg.budget_initial,
-                              key="cfg_initial")
-    final = c3.number_input("Final budget (words)", min_value=1, max_value=1000, value=cfg.budget_final,
-                            key="cfg_final", disabled=schedule == "fixed")
-    warmup = c4.number_input("Warmup steps", min_value=0, max_value=199, value=cfg.warmup, key="cfg_warmup")
-    c1, c2, c3 = st.columns(3)
-    use_budget = c1.toggle("State the budget in the meta-prompt", value=cfg.use_budget, key="cfg_use_budget")
-    enforce = c2.toggle("Enforce budget (drop over-budget candidates unscored)", value=cfg.enforce_budget,
-                        key="cfg_enforce")
-    exemplars = c3.number_input("Task exemplars in the meta-prompt", min_value=0, max_value=10, value=cfg.n_exemplars,
-                                key="cfg_exemplars")
-    try:
-        studio.update_config(steps=int(steps), candidates=int(candidates), k=int(k), selection=selection,
-                             schedule=schedule, budget_initial=int(initial), budget_final=int(final),
-                             warmup=int(warmup), use_budget=use_budget, enforce_budget=enforce,
-                             n_exemplars=int(exemplars))
-        if session is None:  # with a run open the step's own schedule plot is below; skip the draft's
-            st.plotly_chart(charts.schedule_figure(studio.draft_budgets(), height=200), key="draft_schedule",
-                            config={"displayModeBar": False})
-        else:
-            st.caption("Edit budget per step (words): " + " ".join(str(b) for b in studio.draft_budgets()))
-    except GPOError as e:
-        st.error(md(str(e)))
-    label = "Create the run and score the starting prompt" if session is None else "Start a new run with these settings"
-    if st.button(label, type="primary" if session is None else "secondary", disabled=studio.task is None,
-                 key="new_run"):
+# Drawn only while open (a lazy expander): with a run open it is closed and costs nothing.
+settings_box = st.expander("Run settings" if session is None else "Run settings (for a new run)",
+                           expanded=session is None, key="settings_box_new" if session is None else "settings_box_run",
+                           on_change="rerun")
+with settings_box:
+    if settings_box.open:
+        cfg = studio.config
+        c1, c2, c3, c4 = st.columns(4)
+        steps = c1.number_input("Total steps T", min_value=1, max_value=200, value=cfg.steps, key="cfg_steps")
+        candidates = c2.number_input("Candidates per step", min_value=1, max_value=32, value=cfg.candidates,
+                                     key="cfg_candidates")
+        k = c3.number_input("k (trajectory prompts retrieved)", min_value=1, max_value=20, value=cfg.k, key="cfg_k")
+        selection = c4.selectbox("Selection strategy", SELECTION_STRATEGIES,
+                                 index=SELECTION_STRATEGIES.index(cfg.selection),
+                                 key="cfg_selection", help="relevance: newest + most similar (GPO); recency: newest; "
+                                                           "importance: highest dev score.")
+        c1, c2, c3, c4 = st.columns(4)
+        schedule = c1.selectbox("Edit budget schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(cfg.schedule),
+                                key="cfg_schedule")
+        initial = c2.number_input("Initial budget (words)", min_value=1, max_value=1000, value=cfg.budget_initial,
+                                  key="cfg_initial")
+        final = c3.number_input("Final budget (words)", min_value=1, max_value=1000, value=cfg.budget_final,
+                                key="cfg_final", disabled=schedule == "fixed")
+        warmup = c4.number_input("Warmup steps", min_value=0, max_value=199, value=cfg.warmup, key="cfg_warmup")
+        c1, c2, c3 = st.columns(3)
+        use_budget = c1.toggle("State the budget in the meta-prompt", value=cfg.use_budget, key="cfg_use_budget")
+        enforce = c2.toggle("Enforce budget (drop over-budget candidates unscored)", value=cfg.enforce_budget,
+                            key="cfg_enforce")
+        exemplars = c3.number_input("Task exemplars in the meta-prompt", min_value=0, max_value=10,
+                                    value=cfg.n_exemplars,
+                                    key="cfg_exemplars")
         try:
-            studio.new_run()
+            studio.update_config(steps=int(steps), candidates=int(candidates), k=int(k), selection=selection,
+                                 schedule=schedule, budget_initial=int(initial), budget_final=int(final),
+                                 warmup=int(warmup), use_budget=use_budget, enforce_budget=enforce,
+                                 n_exemplars=int(exemplars))
+            if session is None:  # with a run open the step's own schedule plot is below; skip the draft's
+                st.plotly_chart(charts.schedule_figure(studio.draft_budgets(), height=200), key="draft_schedule",
+                                config={"displayModeBar": False})
+            else:
+                st.caption("Edit budget per step (words): " + " ".join(str(b) for b in studio.draft_budgets()))
         except GPOError as e:
             st.error(md(str(e)))
-        else:
-            run_action("Scoring the starting prompt on dev and test…", studio.start,
-                       lambda init: f"Starting prompt scored: dev {views.pct(init['dev_accuracy'])}, "
-                                    f"test {views.pct(init['test_accuracy'])}.")
+        label = ("Create the run and score the starting prompt" if session is None
+                 else "Start a new run with these settings")
+        st.button(label, type="primary" if session is None else "secondary", disabled=studio.task is None or busy,
+                  key="new_run", on_click=_new_run,
+                  help="Wait for the running work to end (or stop it) first." if busy else None)
 
-if session is None:
-    st.stop()
-
-state = session.state
-if not session.started:
-    st.warning("The starting prompt of this run is not scored yet.")
-    if st.button("Score the starting prompt", type="primary", key="start_run"):
-        run_action("Scoring the starting prompt on dev and test…", studio.start,
-                   lambda init: f"Starting prompt scored: dev {views.pct(init['dev_accuracy'])}.")
+if session is None or not session.started:
+    job_area(with_stop=True)
+    if session is not None and not busy:
+        st.warning("The starting prompt of this run is not scored yet.")
+        st.button("Score the starting prompt", type="primary", key="start_run", on_click=_call,
+                  args=(studio.submit_start,))
     st.stop()
 
 # ----------------------------------------------------------------------------- where we are
+state = session.state
 T = session.config.steps
 done = len(state.decided_steps)
 st.caption(f"Run {state.run_id} · task {md(session.task_name)}")
-for col, (label, value) in zip(st.columns(4), views.run_summary(state, T).items()):
-    col.metric(label, value)
+# Rows are horizontal containers, not st.columns: one element instead of one per column (a
+# click redraws the page; fewer elements make it settle sooner in the browser).
+with st.container(horizontal=True, gap="large"):
+    for label, value in views.run_summary(state, T).items():
+        st.metric(label, value)
 st.markdown("**Current prompt**")
 st.code(state.current_prompt, language=None, wrap_lines=True)
 
 # ----------------------------------------------------------------------------- controls
 pending = state.pending_step
-c1, c2, c3, c4 = st.columns([2, 1, 2, 1], vertical_alignment="bottom")
-next_clicked = c1.button(f"Next step ({min(done + 1, T)} of {T})", type="primary", key="next_step",
-                         disabled=session.finished or pending is not None,
-                         help="Decide the pending step first." if pending is not None else None)
+controls = st.container(horizontal=True, vertical_alignment="bottom")
+controls.button(f"Next step ({min(done + 1, T)} of {T})", type="primary", key="next_step",
+          disabled=busy or session.finished or pending is not None, on_click=_call, args=(studio.submit_next_step,),
+          help="Decide the pending step first." if pending is not None else None)
 remaining = max(1, T - done)
-n_auto = c2.number_input("Steps", min_value=1, max_value=remaining, value=min(studio.auto_steps, remaining),
-                         key="auto_n", disabled=session.finished)
-auto_clicked = c3.button("Run N steps automatically", key="run_auto", disabled=session.finished,
-                         help="Each step takes the best candidate not chosen before, as in the paper.")
-stop_clicked = c4.button("Stop", key="stop_auto", help="Stops after the running model call; finished steps are kept.")
+controls.number_input("Steps", min_value=1, max_value=remaining, value=min(studio.auto_steps, remaining),
+                key="auto_n", disabled=busy or session.finished, width=120)
+controls.button("Run N steps automatically", key="run_auto", disabled=busy or session.finished, on_click=_run_auto,
+          help="Each step takes the best candidate not chosen before, as in the paper.")
+controls.button("Stop", key="stop_auto", on_click=_stop, type="primary" if busy else "secondary",
+          help="Stops the running work after the model call in flight; every finished step is kept.")
 
-if stop_clicked:
-    st.info(f"Stopped. Every finished step is kept: {done} of {T} steps done.")
-if next_clicked:
-    # Nothing drawn above changes when a step is proposed, so the page renders on without a
-    # second run (a stale enabled "Next step" is harmless: proposing again returns the pending step).
-    run_action(f"Running step {done + 1} of {T}: retrieving, sampling candidates, scoring them on dev…", studio.next_step,
-               lambda step: f"Step {step.step}: {len(step.candidates)} candidates ready. Accept one or reject all.",
-               rerun=False)
-if auto_clicked:
-    studio.auto_steps = int(n_auto)
-    with st.status(f"Running {int(n_auto)} steps automatically…", expanded=True) as status:
-        log = status.container()
-        on_progress = progress_callback(status)
-        try:
-            finished = studio.run_auto(int(n_auto), on_step=lambda s: log.text(views.decision_text(s)),
-                                       on_progress=on_progress)
-        except GPOError as e:
-            status.update(label="Automatic run stopped by an error", state="error")
-            st.error(md(str(e)) + " Every finished step is kept.")
-        else:
-            studio.flash("success", f"Ran {len(finished)} steps automatically.")
-            st.rerun()
+job_area()
 
 if session.finished:
     st.success(f"All {T} steps are done.")
@@ -171,83 +231,85 @@ if session.finished:
 # ----------------------------------------------------------------------------- the step
 step = studio.shown_step()
 if step is None:
-    st.info("Press **Next step** to run step 1: the optimizer model proposes candidates, scored on dev.")
+    if not busy:
+        st.info("Press **Next step** to run step 1: the optimizer model proposes candidates, scored on dev.")
     st.stop()
 
-st.divider()
-st.subheader(f"Step {step.step} of {T} · edit budget {step.budget} words")
+st.subheader(f"Step {step.step} of {T} · edit budget {step.budget} words", divider="gray")
 if step.attempt > 1:
     st.caption(f"Attempt {step.attempt} of this step (earlier attempts were rejected).")
-st.plotly_chart(charts.schedule_figure(session.budgets(), step.step, height=200), key="step_schedule",
-                config={"displayModeBar": False})
 if step.pending:
     st.info("Waiting for your decision: accept a candidate (or an edited one), accept the best, or reject all.")
 else:
     st.success(md(views.decision_text(step)))
+st.caption("Edit budget per step (words): " + views.schedule_text(session.budgets(), step.step))
+# The heavier parts of a step are drawn only while their expander is open (lazy expanders):
+# a click then redraws a light page.
+schedule_box = st.expander("Edit budget schedule (chart)", key="schedule_box", on_change="rerun")
+with schedule_box:
+    if schedule_box.open:
+        st.plotly_chart(charts.schedule_figure(session.budgets(), step.step, height=200), key="step_schedule",
+                        config={"displayModeBar": False})
 
 st.markdown("**Retrieved trajectory prompts** (the update direction, as listed in the meta-prompt, best last)")
 st.dataframe(views.retrieved_frame(step), hide_index=True, width="stretch",
              column_config={"prompt": st.column_config.TextColumn(width="large")})
-with st.expander("Meta-prompt sent to the optimizer model", expanded=False):
-    st.code(step.meta_prompt, language=None, wrap_lines=True)
-    st.caption("Optimizer replies and how candidates were extracted")
-    st.dataframe(views.optimizer_calls_frame(step), hide_index=True, width="stretch")
+meta_box = st.expander("Meta-prompt sent to the optimizer model", key="meta_box", on_change="rerun")
+with meta_box:
+    if meta_box.open:
+        st.code(step.meta_prompt, language=None, wrap_lines=True)
+        st.caption("Optimizer replies and how candidates were extracted")
+        st.dataframe(views.optimizer_calls_frame(step), hide_index=True, width="stretch")
 
 st.markdown(f"**Candidates** ({len(step.candidates)})")
-st.dataframe(views.candidates_frame(step, studio.rejected), hide_index=True, width="stretch",
-             column_config={"dev accuracy": st.column_config.NumberColumn(format="%.1f%%"),
-                            "text": st.column_config.TextColumn(width="large")})
+table_box = st.expander("All candidates in one table (sortable)", key="candidates_box", on_change="rerun")
+with table_box:
+    if table_box.open:
+        st.dataframe(views.candidates_frame(step), hide_index=True, width="stretch",
+                     column_config={"dev accuracy": st.column_config.NumberColumn(format="%.1f%%"),
+                                    "text": st.column_config.TextColumn(width="large")})
 
+decidable = step.pending and not busy
 for cand in step.candidates:
-    state_label = views.candidate_state(cand, step, studio.rejected)
-    over = cand.edit_distance > step.budget
     with st.container(border=True, key=f"card_{cand.id}"):
-        h1, h2 = st.columns([3, 2])
-        h1.markdown(f"**{cand.id}** · {md(state_label)}")
-        with h2:
-            if over:
-                st.badge(f"over budget: {cand.edit_distance} > {step.budget} words", color="red")
-            else:
-                st.badge(f"within budget: {cand.edit_distance} ≤ {step.budget} words", color="green")
-        if cand.id in studio.rejected and step.pending:
+        # two elements: id, state, budget badge, the change and the numbers; then the text
+        header = f"**{cand.id}** · {md(views.candidate_state(cand, step))} · {views.budget_badge(cand, step)}"
+        if cand.rejected and step.pending:
+            st.markdown(header)
             st.text(cand.text)
-            if st.button("Restore", key=f"restore_{cand.id}"):
-                studio.unreject(cand.id)
-                st.rerun()
+            st.button("Restore", key=f"restore_{cand.id}", disabled=busy, on_click=_call,
+                      args=(studio.unreject, cand.id))
             continue
+        st.markdown(f"{header}  \nChange vs the current prompt: "
+                    + views.diff_markdown(studio.candidate_diff(step, cand))
+                    + f"  \n:gray[Edit distance {cand.edit_distance} words (budget {step.budget}) · dev accuracy "
+                      f"{md(views.pct(cand.dev_accuracy))} · tokens (dev scoring) "
+                      f"{md(views.candidate_tokens_text(cand))}]")
         st.code(cand.text, language=None, wrap_lines=True)
-        st.markdown("Change vs the current prompt: " + views.diff_markdown(studio.candidate_diff(step, cand)))
-        st.caption(f"Edit distance {cand.edit_distance} words (budget {step.budget}) · dev accuracy "
-                   f"{views.pct(cand.dev_accuracy)} · tokens (dev scoring) {views.candidate_tokens(cand)}")
         if not step.pending:
             continue
-        b1, b2, _ = st.columns([1, 1, 3])
-        if b1.button("Accept", key=f"accept_{cand.id}", type="primary"):
-            run_action(f"Accepting {cand.id}: scoring it…", lambda cb, cid=cand.id: studio.accept(cid, on_progress=cb))
-        if b2.button("Reject", key=f"reject_{cand.id}"):
-            studio.reject(cand.id)
-            st.rerun()
-        with st.expander("Edit before accepting"):
-            edited = st.text_area("Instruction", value=cand.text, key=f"edit_{cand.id}", height=100)
-            if st.button("Score and accept the edited text", key=f"accept_edit_{cand.id}"):
-                run_action(f"Scoring the edited {cand.id} on dev, then test…",
-                           lambda cb, cid=cand.id, text=edited: studio.accept(cid, text=text, on_progress=cb))
+        with st.container(horizontal=True):
+            st.button("Accept", key=f"accept_{cand.id}", type="primary", disabled=not decidable, on_click=_call,
+                      args=(studio.submit_accept, cand.id))
+            st.button("Reject", key=f"reject_{cand.id}", disabled=not decidable, on_click=_call,
+                      args=(studio.reject, cand.id))
 
-st.divider()
-b1, b2, b3 = st.columns(3)
 if step.pending:
-    if b1.button("Accept best", type="primary", key="accept_best",
-                 help="The best-scoring candidate not chosen before (the paper's rule)."):
-        run_action("Accepting the best candidate…", studio.accept_best)
-    if b2.button("Reject all and resample", key="reject_all"):
-        run_action(f"Rejected all; sampling step {step.step} again…", studio.reject_all_and_resample,
-                   lambda s: f"Step {s.step}, attempt {s.attempt}: {len(s.candidates)} new candidates.")
-if b3.button("Undo last step", key="undo", disabled=not state.steps):
-    try:
-        undone = studio.undo()
-        studio.flash("info", f"Undid step {undone.step} (attempt {undone.attempt}); the prompt is back to: "
-                             f"{state.current_prompt}")
-    except GPOError as e:
-        st.error(md(str(e)))
-    else:
-        st.rerun()
+    editable = [c for c in step.candidates if not c.rejected]
+    edit_box = st.expander("Edit a candidate before accepting", key="edit_box", on_change="rerun")
+    with edit_box:
+        if edit_box.open and editable:
+            by_id = {c.id: c for c in editable}
+            cid = st.selectbox("Candidate", list(by_id), key="edit_candidate")
+            st.text_area("Instruction", value=by_id[cid].text, key=f"edit_{cid}", height=100)
+            st.button("Score and accept the edited text", key="accept_edit", disabled=not decidable,
+                      on_click=_accept_edited)
+
+with st.container(horizontal=True):
+    if step.pending:
+        st.button("Accept best", type="primary", key="accept_best", disabled=busy, on_click=_call,
+                  args=(studio.submit_accept_best,),
+                  help="The best-scoring candidate not rejected and not chosen before (the paper's rule).")
+        st.button("Reject all and resample", key="reject_all", disabled=busy, on_click=_call,
+                  args=(studio.submit_reject_all,))
+    st.button("Undo last step", key="undo", disabled=busy or not state.steps, on_click=_undo)

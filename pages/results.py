@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from gpo_core.studio import charts, views
 from gpo_core.errors import GPOError
 from gpo_core.runs.repository import RunInUseError
+from gpo_core.studio import charts, views
 from gpo_core.studio.studio import Studio
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
-    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
-    st.switch_page("app.py")
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py,
+    # keeping the address (the open run, the owner token), and come back to this page.
+    st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": "results"})
 studio: Studio = st.session_state["studio"]
 md = views.escape_markdown
 
@@ -19,10 +20,27 @@ for f in studio.pop_flashes():
     getattr(st, f.kind)(md(f.text))
 
 
+def _open_run() -> None:
+    """"Open and resume" (a callback: the page drawn next already shows the run)."""
+    run_id = st.session_state.get("open_run_id")
+    take_over = st.session_state.get("take_over_run") == run_id
+    try:
+        s = studio.open_run(run_id, take_over=take_over)
+    except RunInUseError as e:
+        st.session_state["take_over_run"] = run_id
+        studio.flash("warning", f"{e}. Click \"Open anyway\" to take it over; the other session then stops saving.")
+    except GPOError as e:
+        studio.flash("error", str(e))
+    else:
+        st.session_state.pop("take_over_run", None)
+        studio.flash("success", f"Opened run {s.state.run_id} ({len(s.state.decided_steps)} of "
+                                f"{s.config.steps} steps done). Continue on the Optimize page.")
+
+
 def saved_runs_section() -> None:
     st.subheader("Saved runs")
-    st.caption(md(f"Runs are saved after every step in {studio.runs_root}. A browser reload forgets the open run; "
-                  "reopen it here to inspect or resume it."))
+    st.caption(md(f"Runs are saved after every step in {studio.runs_root}. The open run is kept in the page "
+                  "address, so a reload reopens it; open any saved run here to inspect or resume it."))
     runs = studio.saved_runs()
     if not runs:
         st.info("No saved runs yet.")
@@ -34,20 +52,7 @@ def saved_runs_section() -> None:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     run_id = c1.selectbox("Run", ids, key="open_run_id")
     take_over = st.session_state.get("take_over_run") == run_id
-    if c2.button("Open anyway" if take_over else "Open and resume", key="open_run"):
-        try:
-            s = studio.open_run(run_id, take_over=take_over)
-        except RunInUseError as e:
-            st.session_state["take_over_run"] = run_id
-            studio.flash("warning", f"{e}. Click \"Open anyway\" to take it over; the other session then stops saving.")
-            st.rerun()
-        except GPOError as e:
-            st.error(md(str(e)))
-        else:
-            st.session_state.pop("take_over_run", None)
-            studio.flash("success", f"Opened run {s.state.run_id} ({len(s.state.decided_steps)} of "
-                                    f"{s.config.steps} steps done). Continue on the Optimize page.")
-            st.rerun()
+    c2.button("Open anyway" if take_over else "Open and resume", key="open_run", on_click=_open_run)
 
 
 session = studio.session
@@ -97,7 +102,7 @@ with st.expander("Compare two prompts side by side", expanded=False):
     cmp_a = d1.selectbox("Prompt A", keys, format_func=labels.get, key="cmp_a")
     cmp_b = d2.selectbox("Prompt B", keys, index=len(keys) - 1, format_func=labels.get, key="cmp_b")
     ra, rb = studio.records(cmp_a, split), studio.records(cmp_b, split)
-    for col, key, recs in ((d1, cmp_a, ra), (d2, cmp_b, rb)):
+    for col, recs in ((d1, ra), (d2, rb)):
         col.caption(f"{split} accuracy: {views.pct(views.records_accuracy(recs))}")
         col.dataframe(views.records_frame(recs, wrong_only), hide_index=True, width="stretch")
     if ra and rb:
@@ -105,12 +110,13 @@ with st.expander("Compare two prompts side by side", expanded=False):
         st.dataframe(views.compare_frame(ra, rb, wrong_only), hide_index=True, width="stretch")
 
 st.subheader("Export")
+# Built when clicked (in a thread of their own), not on every run of this page.
 e1, e2, e3 = st.columns(3)
-e1.download_button("Final prompt (.txt)", studio.export_final_prompt(), file_name=studio.export_name("final-prompt.txt"),
+e1.download_button("Final prompt (.txt)", studio.export_final_prompt, file_name=studio.export_name("final-prompt.txt"),
                    mime="text/plain", key="dl_prompt", on_click="ignore")
-e2.download_button("Run (.json, no keys)", studio.export_run_json(), file_name=studio.export_name("run.json"),
+e2.download_button("Run (.json, no keys)", studio.export_run_json, file_name=studio.export_name("run.json"),
                    mime="application/json", key="dl_json", on_click="ignore")
-e3.download_button("Report (.md)", studio.export_report_md(), file_name=studio.export_name("report.md"),
+e3.download_button("Report (.md)", studio.export_report_md, file_name=studio.export_name("report.md"),
                    mime="text/markdown", key="dl_report", on_click="ignore")
 
 st.divider()

@@ -2,20 +2,21 @@
 
 import streamlit as st
 
-from gpo_core.studio import views
 from gpo_core.errors import GPOError
+from gpo_core.studio import views
 from gpo_core.studio.studio import Studio
 from gpo_core.tasks.task import ANSWER_TYPES, INSTRUCTION_POSITIONS
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
-    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py.
-    st.switch_page("app.py")
+    # treats a pages/ folder as legacy multipage until st.navigation runs): go through app.py,
+    # keeping the address (the open run, the owner token), and come back to this page.
+    st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": "task"})
 studio: Studio = st.session_state["studio"]
 
 st.title("Task")
 for f in studio.pop_flashes():
-    getattr(st, f.kind)(f.text)
+    getattr(st, f.kind)(views.escape_markdown(f.text))
 
 AUTO = "auto (from the targets)"
 source = st.radio("Source", ["Sample task", "Upload a file"], horizontal=True, key="task_source")
@@ -92,7 +93,7 @@ except GPOError as e:
     st.error(views.escape_markdown(str(e)))
 
 st.markdown("**Splits** (dev scores every candidate; test is only reported)")
-s = studio.settings
+s = studio.settings.splits
 c1, c2, c3, c4 = st.columns(4)
 dev = c1.number_input("Dev examples", min_value=1, value=s.dev_size or 1, step=1, key=f"dev_size_{v}")
 test = c2.number_input("Test examples", min_value=0, value=s.test_size or 0, step=1, key=f"test_size_{v}")

@@ -5,15 +5,40 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from gpo_core.studio.studio import Studio
 from gpo_core.models.demo import demo_models
+from gpo_core.studio.studio import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 #: Seconds one AppTest script run may take (scripted models are instant; CI machines are slow).
 TIMEOUT = 60
+
+
+def _run_the_entrypoint_every_time() -> None:
+    """Make every AppTest run execute app.py (and through st.navigation the page), as the
+    real server does once any session has called st.navigation.
+
+    Streamlit treats an app with a ``pages/`` folder as a legacy multipage app until
+    ``st.navigation`` runs (then ``PagesManager.uses_pages_directory`` is False for the whole
+    process). AppTest resets that flag before every run, so after ``switch_page`` it would
+    run the page file alone, without app.py: no sidebar, no page address, unlike the app.
+    """
+    if getattr(PagesManager.__init__, "_gpo_entrypoint", False):
+        return
+    original = PagesManager.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    __init__._gpo_entrypoint = True
+    PagesManager.__init__ = __init__
+
+
+_run_the_entrypoint_every_time()
 
 
 def arithmetic_csv(n: int = 24) -> bytes:
@@ -49,6 +74,36 @@ def app_for(studio: Studio, page: str | None = None) -> AppTest:
     if page:
         at.switch_page(page).run()
     return at
+
+
+def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Wait for the background job of the app's open run (if any) to end, then run the page
+    again, as the page's polling fragment would: the finished job's result is drawn.
+
+    AppTest runs a script synchronously and does not fire ``st.fragment(run_every=...)``, so
+    a test that clicks a button submitting a job calls this before looking at the result.
+    """
+    studio: Studio = at.session_state["studio"]
+    jobs = getattr(studio, "jobs", None)
+    job = jobs.get(studio.run_id) if jobs is not None else None
+    if job is not None:  # running, or finished since the page was drawn
+        assert job.wait(timeout), f"the job {job.label!r} did not end within {timeout} s"
+        at.run()
+    return at
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    """Click the button ``key``, run the page, and :func:`settle` its job."""
+    at.button(key=key).click().run()
+    no_exception(at)
+    return settle(at)
+
+
+def wait_idle(studio: Studio, timeout: float = TIMEOUT) -> None:
+    """Block until no job runs on the studio's open run."""
+    job = studio.jobs.get(studio.run_id)
+    if job is not None:
+        assert job.wait(timeout), f"the job {job.label!r} did not end within {timeout} s"
 
 
 def unescape(markdown: str) -> str:

@@ -6,12 +6,15 @@ instruction in its prompt contains the word "carefully"; otherwise it always say
 """
 
 import re
+from dataclasses import dataclass, fields
+from typing import Any
 
 from gpo_core.models.base import ChatRequest
-from gpo_testkit.scripted import ScriptedChatModel
 from gpo_core.optimizer.session import Models
+from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
 from gpo_core.tasks.task import Example, Task, TaskSplits
 from gpo_testkit.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
 
 OPTIMIZER_REPLIES = {
     0: "<INS>Let's think step by step carefully.</INS>",
@@ -47,25 +50,32 @@ def parity_task() -> Task:
 def parity_splits() -> TaskSplits:
     ex = parity_task().examples
     # dev: 3 of 8 even -> "always yes" scores 0.375
-    dev = [e for e in ex if int(e.input.split()[1]) % 2 == 1][:5] + [e for e in ex if int(e.input.split()[1]) % 2 == 0][:3]
+    odd = [e for e in ex if int(e.input.split()[1]) % 2 == 1]
+    even = [e for e in ex if int(e.input.split()[1]) % 2 == 0]
+    dev = odd[:5] + even[:3]
     rest = [e for e in ex if e not in dev]
     return TaskSplits(train=rest[:20], dev=dev, test=rest[20:30], exemplars=rest[:20])
 
 
-def fake_models() -> Models:
+@dataclass
+class ScriptedModels(Models):
+    """:class:`Models` whose task and optimizer models are scripted (their ``calls`` are
+    the requests they got)."""
+
+    task: ScriptedChatModel
+    optimizer: ScriptedChatModel
+
+
+def fake_models() -> ScriptedModels:
     task = ScriptedChatModel(task_answer, name="fake-task", max_concurrency=8)
     opt = ScriptedChatModel(optimizer_answer, name="fake-optimizer", max_concurrency=8)
-    return Models(task, opt, HashingEmbedder())
+    return ScriptedModels(task, opt, HashingEmbedder())
 
 
-def run_settings(concurrency: int = 8, **flat) -> "RunSettings":
+def run_settings(concurrency: int = 8, **flat: Any) -> RunSettings:
     """RunSettings from flat names (steps=, candidates=, dev_size=, seed=, task_max_tokens=,
     optimizer_temperature=, ...): the optimizer's, the split's, and ``<role>_<field>`` of
     each model; both models on the scripted ``demo`` backend with ``concurrency``."""
-    from dataclasses import fields
-
-    from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
-
     opt = {f.name for f in fields(OptimizerSettings)}
     spl = {f.name for f in fields(SplitSettings)}
     models = {"task": {"backend": "demo", "model": "fake-task", "temperature": 0.0, "concurrency": concurrency},

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from gpo_core.scoring.answers import extract_answer, is_correct, normalize_target
 from gpo_core.errors import ConfigError
+from gpo_core.scoring.answers import extract_answer, is_correct, normalize_target
 from gpo_core.tasks.task import ANSWER_TYPES
 
 BBH = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bbh"

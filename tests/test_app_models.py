@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from app_support import app_for, arithmetic_csv, make_studio, no_exception, texts
+from gpo_core.models.base import ChatRequest
+from gpo_core.models.demo import HashingEmbedder
+from gpo_core.optimizer.session import Models
 from gpo_core.studio.studio import Studio
+from gpo_testkit.scripted import ScriptedChatModel, prompt_text
+
+from app_support import app_for, arithmetic_csv, click, make_studio, no_exception, texts
 
 KEY = "sk-typed-in-the-page-3f9a7c"
 
@@ -31,8 +38,8 @@ def test_compatible_backend_needs_a_base_url(plain_studio):
     at.radio(key="task_backend").set_value("compatible").run()
     no_exception(at)
     errors = texts(at.error)
-    assert len(errors) == 1 and "task_model.base_url" in errors[0] and "base URL" in errors[0]
-    assert plain_studio.specs["task"].backend == "local"  # the invalid setting was not kept
+    assert len(errors) == 1 and "Task model · Base URL" in errors[0] and "base URL" in errors[0], errors
+    assert plain_studio.settings.task_model.backend == "local"  # the invalid setting was not kept
 
 
 def test_test_connection_succeeds_with_the_typed_key(plain_studio, make_fake_server):
@@ -87,10 +94,9 @@ def test_typed_key_is_never_written_to_disk_or_exports(plain_studio, make_fake_s
     for role in ("task", "optimizer"):
         _use_server(at, role, server.base_url)
     at.text_input(key="api_key_input").set_value(KEY).run()
-    assert studio.api_key == KEY and studio.specs["task"].backend == "compatible"
+    assert studio.api_key == KEY and studio.settings.task_model.backend == "compatible"
     at.switch_page("pages/optimize.py").run()
-    at.button(key="new_run").click().run()
-    no_exception(at)
+    click(at, "new_run")
     assert studio.session is not None and studio.session.started
     assert server.requests_with_key > 0 and server.requests_without_key == 0
     exports = studio.export_run_json() + studio.export_report_md() + studio.export_final_prompt()
@@ -100,3 +106,69 @@ def test_typed_key_is_never_written_to_disk_or_exports(plain_studio, make_fake_s
     assert any(p.name.startswith("responses.sqlite") for p in files)  # the response cache was used
     for p in files:
         assert KEY.encode() not in p.read_bytes(), p
+
+
+def test_sidebar_active_models_follow_the_models_page_on_the_same_rerun(plain_studio):
+    """Defect 8: the sidebar's "Active models" showed the previous settings until the next rerun."""
+    at = app_for(plain_studio, "pages/models.py")
+    assert at.sidebar.text[0].value == "task model: SmolLM2-135M-Instruct.Q4_1\n(Embedded (offline))"
+    at.radio(key="task_backend").set_value("openai").run()
+    no_exception(at)
+    assert at.sidebar.text[0].value == "task model: gpt-4o-mini\n(OpenAI)"
+    at.text_input(key="task_model_openai").set_value("gpt-4.1-mini").run()
+    assert at.sidebar.text[0].value == "task model: gpt-4.1-mini\n(OpenAI)"
+    table = next(d.value for d in at.dataframe if "model" in d.value.columns)
+    assert list(table["model"])[0] == "gpt-4.1-mini"  # the page's own table agrees
+
+
+def test_visiting_the_models_page_changes_no_setting(tmp_path, monkeypatch):
+    """The page writes settings only when a widget changes (on_change), never by being drawn:
+    the demo backend stays selected in demo mode."""
+    monkeypatch.setenv("GPO_STUDIO_FAKE_MODELS", "1")
+    studio = Studio(runs_root=tmp_path / "runs")
+    before = studio.settings
+    at = app_for(studio, "pages/models.py")
+    no_exception(at)
+    assert studio.settings == before and before.task_model.backend == "demo"
+    assert at.radio(key="task_backend").value == "demo"
+
+
+def _arithmetic_reply(request: ChatRequest) -> str:
+    m = re.search(r"(\d+) \+ (\d+)", prompt_text(request))
+    return f"The answer is {int(m.group(1)) + int(m.group(2))}." if m else "The answer is 0."
+
+
+def test_use_these_models_in_the_current_run_changes_the_requests_temperature_and_max_tokens(tmp_path):
+    """Defect 3: after "Use these models in the current run", later requests must carry the
+    new temperature and max tokens (the models themselves record every request)."""
+    task = ScriptedChatModel(_arithmetic_reply, name="task-recorder")
+    optimizer = ScriptedChatModel(lambda r: f"<INS>Let's think step by step. Check sum {r.sample_index}.</INS>",
+                                  name="optimizer-recorder")
+    studio = Studio(runs_root=tmp_path / "runs", models_override=Models(task, optimizer, HashingEmbedder()))
+    studio.preview_upload(arithmetic_csv(16), "arith.csv")
+    studio.load_upload("question", "answer")
+    studio.update_splits(dev_size=4, test_size=3)
+    studio.update_config(steps=2, candidates=2)
+    studio.new_run()
+    studio.start()
+    assert {r.temperature for r in task.calls} == {studio.settings.task_model.temperature}
+
+    at = app_for(studio, "pages/models.py")
+    at.number_input(key="task_temperature").set_value(0.4)
+    at.number_input(key="task_max_tokens").set_value(40)
+    at.number_input(key="optimizer_temperature").set_value(0.7)
+    at.number_input(key="optimizer_max_tokens").set_value(90).run()
+    no_exception(at)
+    next(b for b in at.button if b.label == "Use these models in the current run").click().run()
+    no_exception(at)
+    assert any(t.startswith("The current run now uses these models") for t in texts(at.success))
+    n_task, n_optimizer = len(task.calls), len(optimizer.calls)
+    at.switch_page("pages/optimize.py").run()
+    click(at, "next_step")
+    click(at, "accept_best")
+    later_task, later_optimizer = task.calls[n_task:], optimizer.calls[n_optimizer:]
+    assert later_optimizer and {(r.temperature, r.max_tokens) for r in later_optimizer} == {(0.7, 90)}
+    assert later_task and {(r.temperature, r.max_tokens) for r in later_task} == {(0.4, 40)}
+    saved = studio.session.settings  # and the run records them
+    assert (saved.task_model.temperature, saved.task_model.max_tokens) == (0.4, 40)
+    assert (saved.optimizer_model.temperature, saved.optimizer_model.max_tokens) == (0.7, 90)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from app_support import app_for, arithmetic_studio, chart_traces, no_exception, texts
+from gpo_core.models.demo import HashingEmbedder
+from gpo_core.models.provider import ModelProvider
 from gpo_core.optimizer.edits import word_edit_distance
 from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.repository import RunStore
+from gpo_core.studio.studio import Studio
+
+from app_support import app_for, arithmetic_csv, arithmetic_studio, chart_traces, click, no_exception, texts
 
 
 def _started(tmp_path, **config):
@@ -16,14 +20,14 @@ def _started(tmp_path, **config):
     studio = arithmetic_studio(tmp_path)
     studio.update_config(**({"steps": 3, "candidates": 2} | config))
     at = app_for(studio, "pages/optimize.py")
-    at.button(key="new_run").click().run()
+    click(at, "new_run")
     no_exception(at)
     return studio, at
 
 
 def _stepped(tmp_path, **config):
     studio, at = _started(tmp_path, **config)
-    at.button(key="next_step").click().run()
+    click(at, "next_step")
     no_exception(at)
     return studio, at
 
@@ -33,7 +37,14 @@ def _metrics(at) -> dict[str, str]:
 
 
 def _frame(at, column: str):
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+    """The page's table with ``column``; the candidates table sits in a lazy expander, which
+    is opened first (as a click on it would)."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    if not found:
+        at.session_state["candidates_box"] = True
+        at.run()
+        found = [d.value for d in at.dataframe if column in d.value.columns]
+    return found[0]
 
 
 def test_starting_prompt_is_scored_first(tmp_path):
@@ -49,6 +60,9 @@ def test_starting_prompt_is_scored_first(tmp_path):
 
 def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
     studio, at = _stepped(tmp_path)
+    at.session_state["schedule_box"] = True  # open the schedule chart and the meta-prompt
+    at.session_state["meta_box"] = True
+    at.run()
     session = studio.session
     step = session.state.pending_step
     budget = session.budget_for(1)
@@ -75,14 +89,15 @@ def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
         assert row["dev accuracy"] == pytest.approx(100 * step.candidate(row["candidate"]).dev_accuracy, abs=0.05)
     md = texts(at.markdown)
     assert any(":green-background[**Check each step carefully.**]" in t for t in md), md
-    assert any(t.startswith(":green-badge[within budget:") for t in md)
+    assert any(":green-badge[within budget:" in t for t in md)
+    assert any(f"**{budget}**" in t for t in texts(at.caption))  # the schedule line marks this step
 
 
 def test_accept_a_candidate_shows_its_scores_and_moves_the_prompt(tmp_path):
     studio, at = _stepped(tmp_path)
     step = studio.session.state.pending_step
     cand = step.candidates[1]
-    at.button(key=f"accept_{cand.id}").click().run()
+    click(at, f"accept_{cand.id}")
     no_exception(at)
     assert studio.session.state.current_prompt == cand.text
     dev = f"{100 * cand.dev_accuracy:.1f}%"
@@ -99,8 +114,11 @@ def test_edit_a_candidate_then_accept_scores_the_edited_text(tmp_path):
     studio, at = _stepped(tmp_path)
     cand = studio.session.state.pending_step.candidates[0]
     edited = "Let's think step by step. Verify the arithmetic and give the final number."
+    at.session_state["edit_box"] = True
+    at.run()
+    at.selectbox(key="edit_candidate").set_value(cand.id).run()
     at.text_area(key=f"edit_{cand.id}").set_value(edited)
-    at.button(key=f"accept_edit_{cand.id}").click().run()
+    click(at, "accept_edit")
     no_exception(at)
     step = studio.session.state.steps[-1]
     chosen = step.candidate(step.decision.candidate_id)
@@ -115,27 +133,27 @@ def test_edit_a_candidate_then_accept_scores_the_edited_text(tmp_path):
 def test_reject_one_then_reject_all_and_resample_then_undo(tmp_path):
     studio, at = _stepped(tmp_path)
     first = studio.session.state.pending_step.candidates[0]
-    at.button(key=f"reject_{first.id}").click().run()
+    click(at, f"reject_{first.id}")
     states = dict(zip(_frame(at, "edit distance")["candidate"], _frame(at, "edit distance")["state"]))
     assert states[first.id] == "rejected"
-    at.button(key="reject_all").click().run()
+    click(at, "reject_all")
     no_exception(at)
     steps = studio.session.state.steps
     assert [(s.step, s.attempt) for s in steps] == [(1, 1), (1, 2)]
     assert steps[0].decision.kind == "reject_all" and steps[1].pending
     assert "Attempt 2 of this step (earlier attempts were rejected)." in texts(at.caption)
     assert set(_frame(at, "edit distance")["candidate"]) == {c.id for c in steps[1].candidates}
-    at.button(key="undo").click().run()
+    click(at, "undo")
     no_exception(at)
-    assert [(s.step, s.attempt) for s in studio.session.state.steps] == [(1, 1)]
-    assert any(t.startswith("Undid step 1 (attempt 2)") for t in texts(at.info))
+    assert studio.session.state.steps == []  # undo removes the whole step, every attempt of it
+    assert any(t.startswith("Undid step 1; the prompt is back to: Let's think step by step.") for t in texts(at.info))
 
 
 def test_accept_best_takes_the_highest_dev_accuracy(tmp_path):
     studio, at = _stepped(tmp_path)
     step = studio.session.state.pending_step
     best = max(step.candidates, key=lambda c: c.dev_accuracy)
-    at.button(key="accept_best").click().run()
+    click(at, "accept_best")
     assert step.decision.candidate_id == best.id
     assert studio.session.state.current_prompt == best.text
 
@@ -144,7 +162,7 @@ def test_over_budget_candidates_are_marked(tmp_path):
     studio, at = _stepped(tmp_path, schedule="fixed", budget_initial=2, budget_final=2)
     cands = _frame(at, "edit distance")
     assert (cands["budget"] == 2).all() and cands["over budget"].all()
-    badges = [t for t in texts(at.markdown) if t.startswith(":red-badge[over budget")]
+    badges = [t for t in texts(at.markdown) if ":red-badge[over budget" in t]
     assert len(badges) == 2
     assert texts(at.subheader) == ["Step 1 of 3 · edit budget 2 words"]
 
@@ -152,7 +170,7 @@ def test_over_budget_candidates_are_marked(tmp_path):
 def test_run_steps_automatically_to_the_end(tmp_path):
     studio, at = _started(tmp_path)
     at.number_input(key="auto_n").set_value(3)
-    at.button(key="run_auto").click().run()
+    click(at, "run_auto")
     no_exception(at)
     assert len(studio.session.state.decided_steps) == 3
     assert _metrics(at)["Steps done"] == "3 / 3"
@@ -187,15 +205,19 @@ def test_an_interrupted_automatic_run_keeps_every_finished_step(tmp_path):
     assert reopened.state.current_prompt == state.current_prompt
     at = app_for(studio, "pages/optimize.py")
     assert _metrics(at)["Steps done"] == "2 / 4"
-    at.button(key="next_step").click().run()
+    click(at, "next_step")
     no_exception(at)
     assert studio.session.state.pending_step.step == 3
 
 
-def test_stop_button_reports_the_steps_kept(tmp_path):
+def test_stop_when_nothing_runs_says_nothing_is_running(tmp_path):
+    """Defect 9: Stop with no work running claimed "Stopped. Every finished step is kept"."""
     studio, at = _stepped(tmp_path)
-    at.button(key="stop_auto").click().run()
-    assert "Stopped. Every finished step is kept: 0 of 3 steps done." in texts(at.info)
+    click(at, "stop_auto")
+    shown = texts(at.info)
+    assert "Nothing is running, so there is nothing to stop." in shown, shown
+    assert not any(t.startswith("Stopped.") for t in shown + texts(at.success))
+    assert studio.session.state.pending_step is not None  # nothing was touched
 
 
 def test_two_sessions_never_share_a_run(tmp_path):
@@ -205,3 +227,67 @@ def test_two_sessions_never_share_a_run(tmp_path):
     b.new_run()
     assert a.session.state.run_id != b.session.state.run_id
     assert a.session.run_dir != b.session.run_dir
+
+
+def test_a_rejected_candidate_stays_rejected_after_a_reload_and_accept_best_skips_it(tmp_path):
+    """Reject/Restore go through the engine: the rejection is saved with the run, a reopened
+    run still shows it, and "Accept best" never picks it."""
+    studio, at = _stepped(tmp_path)
+    best = studio.session.best_candidate()
+    click(at, f"reject_{best.id}")
+    assert at.button(key=f"restore_{best.id}")  # the card offers Restore instead of Accept
+    states = dict(zip(_frame(at, "edit distance")["candidate"], _frame(at, "edit distance")["state"]))
+    assert states[best.id] == "rejected"
+    # another browser session opens the run from disk
+    again = Studio(runs_root=studio.runs_root, models_override=studio.models_override)
+    again.open_run(studio.session.state.run_id, take_over=True)
+    assert again.session is not studio.session
+    assert again.session.state.pending_step.candidate(best.id).rejected
+    at2 = app_for(again, "pages/optimize.py")
+    states = dict(zip(_frame(at2, "edit distance")["candidate"], _frame(at2, "edit distance")["state"]))
+    assert states[best.id] == "rejected"
+    click(at2, "accept_best")
+    decided = again.session.state.steps[-1]
+    assert decided.decision is not None and decided.decision.candidate_id != best.id
+
+
+def test_restore_takes_a_rejection_back_in_the_saved_run(tmp_path):
+    studio, at = _stepped(tmp_path)
+    cand = studio.session.state.pending_step.candidates[0]
+    click(at, f"reject_{cand.id}")
+    click(at, f"restore_{cand.id}")
+    saved = GPOSession.open(RunStore(studio.runs_root).run_dir(studio.run_id), studio.build_models(), take_over=True)
+    assert not saved.state.pending_step.candidate(cand.id).rejected
+    assert at.button(key=f"accept_{cand.id}")
+
+
+def test_a_cached_candidate_shows_cached_and_its_tokens_not_zero(tmp_path, monkeypatch):
+    """Defect 10 (display): a candidate scored from the response cache showed "0" tokens."""
+    monkeypatch.setenv("GPO_STUDIO_FAKE_MODELS", "1")
+    provider = ModelProvider(cache_path=tmp_path / "cache.sqlite", embedder_factory=HashingEmbedder)
+
+    def one_step() -> Studio:
+        studio = Studio(runs_root=tmp_path / "runs", provider=provider)
+        studio.preview_upload(arithmetic_csv(24), "arith.csv")
+        studio.load_upload("question", "answer")
+        studio.update_splits(dev_size=6, test_size=6, seed=0)
+        studio.update_config(steps=2, candidates=2)
+        studio.new_run()
+        studio.start()
+        studio.next_step()
+        return studio
+
+    one_step()
+    studio = one_step()  # the same step again: every request is answered from the cache
+    scored = [c for c in studio.session.state.pending_step.candidates if c.status == "scored"]
+    assert scored and all(c.usage.cached_calls == c.usage.calls > 0 for c in scored)
+    at = app_for(studio, "pages/optimize.py")
+    tokens = dict(zip(_frame(at, "edit distance")["candidate"], _frame(at, "edit distance")["tokens"]))
+    for c in scored:
+        assert tokens[c.id].startswith("cached"), tokens
+        assert tokens[c.id] != "0"
+    cards = [t for t in texts(at.markdown) if "tokens (dev scoring)" in t]
+    assert len(cards) == len(step_candidates := studio.session.state.pending_step.candidates), cards
+    for c, card in zip(step_candidates, cards):
+        if c in scored:
+            assert "tokens (dev scoring) cached" in card, card

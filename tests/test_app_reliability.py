@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_support import APP, TIMEOUT, app_for, arithmetic_csv, arithmetic_studio, no_exception, texts
 from gpo_core.models.base import ChatRequest, Completion
+from gpo_core.models.demo import demo_models
 from gpo_core.optimizer.session import Models
 from gpo_core.studio.studio import Studio
-from gpo_core.models.demo import demo_models
+
+from app_support import APP, TIMEOUT, app_for, arithmetic_csv, arithmetic_studio, click, no_exception, texts
 
 CORPUS = Path(__file__).parent / "data" / "malformed"
 LOAD = "Load this file as the task"
@@ -49,11 +50,11 @@ def _button(at: AppTest, label: str):
 
 #: Corpus files that once crashed or misled the Task page (regressions tracked below).
 TRICKY = {
-    "nan_target.json": "task_io.preview_columns raises ValueError('not a finite number') instead of "
-                       "TaskFormatError for a NaN among the first rows; the Task page shows an exception",
-    "semicolon_delimiter.csv": "a one-column file (wrong delimiter) gets Studio.load_upload's \"setting 'columns': "
-                               "the input and target columns must differ\" instead of the loader's error naming "
-                               "file, line 1 and the delimiter",
+    "nan_target.json": "task_io.preview_columns raised ValueError('not a finite number') instead of "
+                       "TaskFormatError for a NaN among the first rows; the Task page showed an exception",
+    "semicolon_delimiter.csv": "a one-column file (wrong delimiter) preselected its only column as input and target "
+                               "and then blamed the input column (defect 11); now the preview says the file has one "
+                               "column, naming it, file and line 1, and that a task needs an input and a target column",
     "tab_delimited_named_csv.csv": "same as semicolon_delimiter.csv (tab-separated file named .csv)",
 }
 
@@ -167,14 +168,14 @@ def create_run(at: AppTest, steps: int = 3, candidates: int = 2) -> None:
     at.switch_page("pages/optimize.py").run()
     at.number_input(key="cfg_steps").set_value(steps)
     at.number_input(key="cfg_candidates").set_value(candidates).run()
-    at.button(key="new_run").click().run()
+    click(at, "new_run")
     no_exception(at)
 
 
 def run_auto(at: AppTest, n: int) -> None:
     at.switch_page("pages/optimize.py").run()
     at.number_input(key="auto_n").set_value(n)
-    at.button(key="run_auto").click().run()
+    click(at, "run_auto")
     no_exception(at)
 
 
@@ -235,19 +236,19 @@ def test_two_sessions_at_once_keep_their_own_runs(app_home):
     assert ra != rb
 
     # interleave: A proposes a step, B runs two steps, A resamples, B undoes
-    a.button(key="next_step").click().run()
+    click(a, "next_step")
     no_exception(a)
     a_pending = sa.session.state.pending_step.to_dict()
     run_auto(b, 2)
     assert sa.session.state.pending_step.to_dict() == a_pending  # B's steps did not touch A
     a.switch_page("pages/optimize.py").run()
-    a.button(key="reject_all").click().run()
+    click(a, "reject_all")
     no_exception(a)
     b.switch_page("pages/optimize.py").run()
-    b.button(key="undo").click().run()
+    click(b, "undo")
     no_exception(b)
 
-    assert sa.session.state.task["name"] == "sums_a" and sb.session.state.task["name"] == "sums_b"
+    assert sa.session.state.task.name == "sums_a" and sb.session.state.task.name == "sums_b"
     assert [(s.step, s.attempt, s.decision.kind if s.decision else None) for s in sa.session.state.steps] == \
         [(1, 1, "reject_all"), (1, 2, None)]
     assert len(sb.session.state.decided_steps) == 1 and sb.session.state.pending_step is None
@@ -258,7 +259,7 @@ def test_two_sessions_at_once_keep_their_own_runs(app_home):
     da, db = _run_file(app_home, ra), _run_file(app_home, rb)
     assert da == json.loads(json.dumps(sa.session.state.to_dict()))
     assert db == json.loads(json.dumps(sb.session.state.to_dict()))
-    assert da["config"]["steps"] == 3 and db["config"]["steps"] == 4
+    assert da["settings"]["optimizer"]["steps"] == 3 and db["settings"]["optimizer"]["steps"] == 4
 
 
 # ----------------------------------------------------------------------------- failures shown
@@ -314,3 +315,82 @@ def test_retries_are_shown_per_step(tmp_path):
     assert step.usage.retries > 0
     assert "retries" in steps.columns
     assert list(steps["retries"]) == [s.usage.retries for s in studio.session.state.steps]
+
+
+# ----------------------------------------------------------------------------- the page address
+
+
+def reload_tab(query_params: dict) -> AppTest:
+    """A browser reload: a new session (empty session_state) with the address of the old one."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query_params)
+    at.run()
+    no_exception(at)
+    return at
+
+
+def test_a_reload_reopens_the_run_named_in_the_address_without_a_take_over_prompt(app_home):
+    first = fresh_session()
+    upload_task(first, "sums.csv", arithmetic_csv(24))
+    create_run(first)
+    run_auto(first, 1)
+    studio1: Studio = first.session_state["studio"]
+    run_id = studio1.run_id
+    first.switch_page("pages/results.py").run()  # the address survives page changes
+    assert first.query_params.get("run") == run_id and first.query_params.get("sid") == studio1.owner
+
+    again = reload_tab(first.query_params)
+    studio2: Studio = again.session_state["studio"]
+    assert studio2 is not studio1 and studio2.owner == studio1.owner
+    assert studio2.session is not None and studio2.run_id == run_id
+    assert not any("another session" in t or "take it over" in t for t in texts(again.warning))
+    assert [b for b in again.button if b.label == "Open anyway"] == []
+    assert again.sidebar.text[-1].value == run_id
+    again.switch_page("pages/optimize.py").run()
+    assert next(m.value for m in again.metric if m.label == "Steps done") == "1 / 3"
+    run_auto(again, 2)
+    assert studio2.session.finished
+
+
+def test_a_reopened_run_restores_its_task_so_a_new_run_needs_no_upload(app_home):
+    first = fresh_session()
+    upload_task(first, "sums.csv", arithmetic_csv(24))
+    create_run(first)
+    old = first.session_state["studio"].session
+    again = reload_tab(first.query_params)
+    studio: Studio = again.session_state["studio"]
+    assert studio.task is not None and studio.task.name == "sums"
+    assert studio.task.answer_type == old.state.task.answer_type
+    again.switch_page("pages/task.py").run()
+    assert texts(again.subheader) == ["Loaded task: sums"]
+    again.switch_page("pages/optimize.py").run()
+    again.session_state["settings_box_run"] = True  # open "Run settings (for a new run)"
+    again.run()
+    click(again, "new_run")  # "Start a new run with these settings"
+    new = studio.session
+    assert new.state.run_id != old.state.run_id and new.started
+    assert new.state.splits["dev"] == old.state.splits["dev"] and new.state.splits["test"] == old.state.splits["test"]
+    assert again.query_params.get("run") == new.state.run_id
+
+
+def test_an_address_with_another_owner_asks_before_taking_the_run_over(app_home):
+    first = fresh_session()
+    upload_task(first, "sums.csv", arithmetic_csv(24))
+    create_run(first)
+    run_id = first.session_state["studio"].run_id
+    shared = reload_tab({"run": run_id})  # the link without this browser's token (another browser)
+    studio: Studio = shared.session_state["studio"]
+    assert studio.session is None
+    assert any("open in another session" in t and "take it over" in t for t in texts(shared.warning))
+    assert shared.query_params.get("run") is None  # not claimed by this session
+    open_saved_run(shared, run_id)
+    assert studio.run_id == run_id
+
+
+def test_a_bad_run_in_the_address_is_reported_not_raised(app_home):
+    at = reload_tab({"run": "../../etc", "sid": "not-a-token"})
+    studio: Studio = at.session_state["studio"]
+    assert studio.session is None and studio.owner != "not-a-token"
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("The run in the address (../../etc) cannot be opened"), errors
+    assert "run" not in at.query_params and at.query_params.get("sid") == studio.owner

@@ -105,3 +105,16 @@ def test_no_run_lists_saved_runs_only(tmp_path):
     at = app_for(make_studio(tmp_path), "pages/results.py")
     no_exception(at)
     assert "No saved runs yet." in texts(at.info)
+
+
+def test_exports_are_built_when_downloaded_not_on_every_page_run(tmp_path, monkeypatch):
+    studio = _ran(tmp_path)
+    built = []
+    for name in ("export_final_prompt", "export_run_json", "export_report_md"):
+        original = getattr(studio, name)
+        monkeypatch.setattr(studio, name, lambda original=original, name=name: built.append(name) or original())
+    at = app_for(studio, "pages/results.py")
+    at.run()
+    no_exception(at)
+    assert [b.label for b in at.download_button] == ["Final prompt (.txt)", "Run (.json, no keys)", "Report (.md)"]
+    assert built == []  # nothing was built to draw the page twice

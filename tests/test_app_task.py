@@ -18,7 +18,8 @@ def test_load_a_sample_task_shows_it_and_its_split(tmp_path):
     assert texts(at.subheader) == ["Loaded task: object_counting"]
     assert any("Loaded sample task object_counting" in t for t in texts(at.success))
     split_line = next(t.value for t in at.text if t.value.startswith("train "))
-    assert f"dev {studio.settings.dev_size}" in split_line and f"test {studio.settings.test_size}" in split_line
+    splits = studio.settings.splits
+    assert f"dev {splits.dev_size}" in split_line and f"test {splits.test_size}" in split_line
     assert at.selectbox(key=f"answer_type_{studio.task_version}").value == "number"
 
 
@@ -92,3 +93,37 @@ def test_prompt_settings_change_the_task(tmp_path):
     no_exception(at)
     assert studio.task.instruction_position == "before_Q"
     assert studio.task.initial_instruction == "Sort the words."
+
+
+def test_a_one_column_upload_says_the_file_has_one_column_and_needs_two(tmp_path):
+    """Defect 11: a one-column file (here: ';'-separated) preselected that column as both
+    input and target, then blamed the input column. Now: one error naming the file and its
+    only column, saying a task needs an input and a target column; no mapping to fill in."""
+    studio = make_studio(tmp_path)
+    at = app_for(studio, "pages/task.py")
+    at.radio(key="task_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value(("semi.csv", b"question;answer\nWhat is 1 + 1?;2\nWhat is 2 + 2?;4\n",
+                                   "text/csv")).run()
+    no_exception(at)
+    errors = texts(at.error)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("semi.csv, line 1, field 'question;answer': the file has only one column "
+                                "('question;answer'); a task needs two: an input column and a target column."), errors
+    assert "';'" in errors[0]  # the likely cause: the delimiter
+    assert "input column found" not in errors[0]
+    assert not [s for s in at.selectbox if str(s.key).startswith("map_")]  # no column mapping offered
+    assert not any(b.label == "Load this file as the task" for b in at.button)
+    assert studio.task is None
+
+
+def test_the_same_column_for_input_and_target_is_refused_by_name(tmp_path):
+    studio = make_studio(tmp_path)
+    at = app_for(studio, "pages/task.py")
+    at.radio(key="task_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value(("arith.csv", arithmetic_csv(8), "text/csv")).run()
+    digest = studio.upload.digest[:8]
+    at.selectbox(key=f"map_target_{digest}").set_value("question")
+    next(b for b in at.button if b.label == "Load this file as the task").click().run()
+    errors = texts(at.error)
+    assert errors == ["setting 'Target column': the input and target columns are both 'question'; "
+                      "choose two different columns"], errors

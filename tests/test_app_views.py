@@ -6,11 +6,12 @@ import string
 
 from streamlit.testing.v1 import AppTest
 
-from app_support import APP, TIMEOUT, unescape
-from gpo_core.studio import views
+from gpo_core.models.provider import key_fingerprint, resource_settings
 from gpo_core.optimizer.edits import word_diff
 from gpo_core.settings import ModelSettings
-from gpo_core.models.provider import key_fingerprint, resource_settings
+from gpo_core.studio import views
+
+from app_support import APP, TIMEOUT, unescape
 
 
 def test_escape_markdown_escapes_every_punctuation_character():
@@ -64,3 +65,17 @@ def test_both_roles_share_one_embedded_model_object(tmp_path, monkeypatch):
     assert models.task.inner is models.optimizer.inner
     assert models.task.inner.name.startswith("local:SmolLM2")
     assert not models.task.inner.loaded
+
+
+def test_candidate_tokens_read_cached_with_their_tokens_never_a_bare_zero():
+    from gpo_core.models.base import TokenUsage
+    from gpo_core.runs.records import CandidateRecord
+
+    def cand(**usage):
+        return CandidateRecord(id="s1c1", text="x", usage=TokenUsage(**usage))
+
+    assert views.candidate_tokens_text(cand(prompt_tokens=1000, completion_tokens=234, calls=8)) == "1,234"
+    assert views.candidate_tokens_text(cand(calls=8, cached_calls=8, cached_tokens=1234)) == "cached · 1,234"
+    assert views.candidate_tokens_text(cand(calls=8, cached_calls=8)) == "cached"
+    assert (views.candidate_tokens_text(cand(prompt_tokens=500, calls=8, cached_calls=3, cached_tokens=300))
+            == "500 + 300 cached (3 of 8 calls cached)")

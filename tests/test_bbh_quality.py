@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from gpo_testkit.scripted import ScriptedChatModel, prompt_text
 from gpo_core.optimizer.session import Models
 from gpo_testkit.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel, prompt_text
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_script():
     spec = importlib.util.spec_from_file_location("bbh_quality", REPO / "benchmarks" / "bbh_quality.py")
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules["bbh_quality"] = mod  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(mod)

@@ -24,15 +24,19 @@ def test_bad_task_file_exits_nonzero_with_one_line(tmp_path):
     assert r.stderr.count("\n") == 1 and "bad.csv" in r.stderr and "line 2" in r.stderr and "answer" in r.stderr
 
 
-@pytest.mark.parametrize("args,setting", [
-    (["--budget-initial", "10", "--budget-final", "20"], "budget_final"),
-    (["--k", "0"], "'k'"),
-    (["--candidates", "100"], "candidates"),
-    (["--dev-size", "5000"], "dev_size"),
+@pytest.mark.parametrize("args,flag", [
+    (["--budget-initial", "10", "--budget-final", "20"], "--budget-final"),
+    (["--k", "0"], "--k"),
+    (["--candidates", "100"], "--candidates"),
+    (["--dev-size", "5000"], "--dev-size"),
+    (["--optimizer-temperature", "3"], "--optimizer-temperature"),
+    (["--answer-type", "colour"], "--answer-type"),
+    (["--backend", "local", "--base-url", "http://127.0.0.1:9/v1"], "--base-url"),
 ])
-def test_bad_settings_exit_2_naming_the_setting(tmp_path, args, setting):
+def test_bad_settings_exit_2_naming_the_flag(tmp_path, args, flag):
     r = run_cli("run", "--task", "sample_tasks/navigation", "--out", str(tmp_path / "o"), *args, env_home=tmp_path)
-    assert r.returncode == 2 and setting in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith(f"error: setting '{flag}': "), r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
 def test_help_documents_every_option(tmp_path):

@@ -30,7 +30,7 @@ def _task_csv(path: Path, n: int = 40) -> Path:
         w.writerow(["input", "target"])
         for i in range(n):
             letter = "ABCD"[i % 4]
-            opts = " ".join(f"({l}) {c}" for l, c in zip("ABCD", colours))
+            opts = " ".join(f"({x}) {c}" for x, c in zip("ABCD", colours))
             w.writerow([f"Item {i}: which colour is listed under the letter {letter}? Options: {opts}", f"({letter})"])
     return path
 
@@ -111,6 +111,7 @@ def test_kill_9_mid_step_keeps_whole_steps_and_resume_matches_a_clean_run(make_f
             assert all(c.dev_accuracy is not None for c in s.candidates if c.status == "scored")
         else:
             chosen = s.decision.candidate_id
+            assert chosen is not None
             assert records_path(crashed, chosen, "dev").exists() and records_path(crashed, chosen, "test").exists()
     assert state.current_prompt == state.trajectory[state.current_entry_id].prompt
 

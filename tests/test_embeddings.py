@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from gpo_core.models.embeddings import CachedEmbedder, SentenceTransformerEmbedder
-from gpo_testkit.embedders import HashingEmbedder
 from gpo_core.optimizer.direction import TrajectoryEntry, select_update_direction
+from gpo_testkit.embedders import HashingEmbedder
 
 
 def test_cached_embedder_embeds_each_text_once():

@@ -4,10 +4,12 @@ import json
 import re
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from gpo_core.errors import ConfigError
+from gpo_core.models.base import ChatModel, ChatRequest, Completion
 from gpo_core.scoring.evaluation import (
     EvalResult,
     EvaluationCancelled,
@@ -15,9 +17,8 @@ from gpo_core.scoring.evaluation import (
     evaluate,
     evaluate_many,
 )
-from gpo_core.models.base import ChatModel, ChatRequest, Completion
-from gpo_core.tasks.task import Example
 from gpo_core.scoring.task_prompt import render_task_prompt
+from gpo_core.tasks.task import Example
 
 
 class FakeTaskModel:
@@ -72,7 +73,7 @@ def truthful_or_lazy(prompt: str) -> str:
     return "I guess (A)"
 
 
-KW = dict(answer_type="multiple_choice", position="Q_end")
+KW: dict[str, Any] = dict(answer_type="multiple_choice", position="Q_end")
 
 
 def test_fake_satisfies_protocol():
@@ -113,7 +114,7 @@ def test_records_describe_each_call():
     assert res.usage.completion_tokens == 12
 
 
-def test_failing_call_scores_zero_and_is_recorded():
+def test_failing_call_is_recorded_and_not_counted_as_a_wrong_answer():
     def respond(prompt):
         if "item 1:" in prompt:
             return Completion(text="", error="HTTP 500: server error", attempts=3)
@@ -124,8 +125,8 @@ def test_failing_call_scores_zero_and_is_recorded():
     examples = make_examples(4)
     res = evaluate("Be careful.", examples, FakeTaskModel(respond), **KW)
     assert res.n == 4 and len(res.records) == 4
-    assert res.n_errors == 2
-    assert res.n_correct == 2 and res.accuracy == 0.5
+    assert res.n_errors == 2 and res.n_answered == 2 and not res.complete
+    assert res.n_correct == 2 and res.accuracy == 1.0   # 2 of the 2 answered, not 2 of 4
     failed = res.records[1]
     assert failed.error == "HTTP 500: server error"
     assert failed.correct is False and failed.parsed_answer is None and failed.attempts == 3
@@ -250,3 +251,38 @@ def test_result_round_trips_through_json():
     assert EvalResult.from_dict(brief).accuracy == res.accuracy
     rec = res.records[1]
     assert ExampleRecord.from_dict(rec.to_dict()) == rec
+
+
+def test_failed_calls_are_sent_once_more_after_the_others():
+    failures = {"item 1:": 1, "item 2:": 5}   # item 1 fails once, item 2 every time
+
+    def respond(prompt):
+        for needle, left in failures.items():
+            if needle in prompt and left:
+                failures[needle] = left - 1
+                return Completion(text="", error="HTTP 503", attempts=2)
+        return truthful_or_lazy(prompt)
+
+    model = FakeTaskModel(respond)
+    res = evaluate("Be careful.", make_examples(4), model, retry_failed=True, **KW)
+    assert len(model.requests) == 4 + 2          # only the two failed calls were sent again
+    assert res.records[1].error is None and res.records[1].correct
+    assert res.records[2].error == "HTTP 503" and res.n_errors == 1
+    assert res.accuracy == 1.0 and res.n_answered == 3
+    # every try is counted: 6 calls, of which 3 failed (item 1 once, item 2 twice), each after 1 retry
+    assert (res.usage.calls, res.usage.failed_calls, res.usage.retries) == (6, 3, 3)
+
+
+def test_failures_that_cannot_succeed_are_not_sent_again():
+    def respond(prompt):
+        if "item 1:" in prompt:
+            return Completion(text="", error="unknown model 'gpt-nope' (HTTP 404)", retryable=False)
+        return truthful_or_lazy(prompt)
+
+    model = FakeTaskModel(respond)
+    res = evaluate("Be careful.", make_examples(3), model, retry_failed=True, **KW)
+    assert len(model.requests) == 3 and res.n_errors == 1
+
+    down = FakeTaskModel(lambda p: Completion(text="", error="connection refused"))
+    res = evaluate("Be careful.", make_examples(3), down, retry_failed=True, **KW)
+    assert len(down.requests) == 3 and res.n_errors == 3   # nothing answered: the endpoint is down, no retry pass

@@ -8,9 +8,12 @@ from gpo_core.optimizer.extraction import extract_candidates
     ("Sure!\n<INS> Read the question twice. </INS>\nGood luck", ["Read the question twice."], "tags"),
     ("<START>Solve it carefully.<END>", ["Solve it carefully."], "tags"),
     ("<INS>Work through each clue in order\n\nThat is my answer.", ["Work through each clue in order"], "open_tag"),
-    ("Here is an improved version:\nNew instruction: Count every object one at a time.", ["Count every object one at a time."], "labelled"),
-    ('I suggest "Think about each step before answering." as the prompt.', ["Think about each step before answering."], "quoted"),
-    ("Sure, here is the new instruction:\nLet's solve this step by step, slowly.", ["Let's solve this step by step, slowly."], "first_line"),
+    ("Here is an improved version:\nNew instruction: Count every object one at a time.",
+     ["Count every object one at a time."], "labelled"),
+    ('I suggest "Think about each step before answering." as the prompt.',
+     ["Think about each step before answering."], "quoted"),
+    ("Sure, here is the new instruction:\nLet's solve this step by step, slowly.",
+     ["Let's solve this step by step, slowly."], "first_line"),
 ])
 def test_extraction_rules(reply, expected, method):
     ext = extract_candidates(reply)
@@ -23,7 +26,8 @@ def test_two_tagged_spans_give_two_candidates():
     assert ext.candidates == ["Think step by step.", "Answer with care."]
 
 
-@pytest.mark.parametrize("reply,reason", [("", "empty"), ("   \n ", "empty"), ("<INS></INS>", "no usable"), ("Ok.", "no usable")])
+@pytest.mark.parametrize("reply,reason", [("", "empty"), ("   \n ", "empty"), ("<INS></INS>", "no usable"),
+                                          ("Ok.", "no usable")])
 def test_unusable_replies_give_no_candidate_and_a_reason(reply, reason):
     ext = extract_candidates(reply)
     assert ext.candidates == [] and ext.method == "none" and reason in ext.reason

@@ -2,10 +2,11 @@
 the loopback FakeOpenAIServer with every fault kind mixed in at a 30% rate.
 
 What a user checks: the run finishes and every step is saved; retries are counted per step
-and match what the server saw; an example whose calls always fail is scored 0 with its error
-recorded (never dropped); an optimizer reply without usable text gives no candidate and a
-recorded reason; retries are bounded in count and time; an endpoint that is down stops the
-step with a clear error and the run resumes once the endpoint is back (in-process and CLI).
+and match what the server saw; an example whose calls always fail is kept with its error
+(never dropped) and left out of the accuracy, not counted as a wrong answer; an optimizer
+reply without usable text gives no candidate and a recorded reason; retries are bounded in
+count and time; an endpoint that is down stops the step with a clear error and the run
+resumes once the endpoint is back (in-process and CLI).
 """
 
 from __future__ import annotations
@@ -20,20 +21,22 @@ from pathlib import Path
 
 import pytest
 
-from engine_fakes import run_settings
 from gpo_core.errors import EndpointDownError
 from gpo_core.models.base import ChatRequest, TokenUsage
 from gpo_core.models.openai_chat import OpenAIChatModel
 from gpo_core.optimizer.session import GPOSession, Models
+from gpo_core.optimizer.templates import PLACEHOLDER
 from gpo_core.runs.repository import load_run
 from gpo_core.tasks.task import Example, Task, TaskSplits
-from gpo_core.optimizer.templates import PLACEHOLDER
 from gpo_testkit.embedders import HashingEmbedder
 from gpo_testkit.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan, default_responder
 
+from engine_fakes import run_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-faults-not-a-real-key"
-#: An example whose every call gets HTTP 503: it must be scored 0 with its error, not dropped.
+#: An example whose every call gets HTTP 503: it must be kept with its error, not dropped,
+#: and not counted as a wrong answer.
 FAIL_MARK = "ZZ-ALWAYS-FAILS"
 MAX_ATTEMPTS = 4
 TIMEOUT_S = 1.0
@@ -49,7 +52,7 @@ def mc_examples(n: int, start: int = 0) -> list[Example]:
     out = []
     for i in range(start, start + n):
         letter = "ABCD"[i % 4]
-        opts = " ".join(f"({l}) {c}" for l, c in zip("ABCD", COLOURS))
+        opts = " ".join(f"({letter_}) {c}" for letter_, c in zip("ABCD", COLOURS))
         out.append(Example(f"Item {i}: which colour is listed under the letter {letter}? Options: {opts}",
                            f"({letter})"))
     return out
@@ -67,8 +70,7 @@ def openai_model(server: FakeOpenAIServer, name: str, **kw) -> OpenAIChatModel:
 
 def server_models(server: FakeOpenAIServer, **kw) -> Models:
     return Models(openai_model(server, "fake-task", **kw), openai_model(server, "fake-optimizer", **kw),
-                  HashingEmbedder(), {"backend": "compatible", "model": "fake-task"},
-                  {"backend": "compatible", "model": "fake-optimizer"})
+                  HashingEmbedder())
 
 
 def empty_second_sample(body: dict) -> str:
@@ -88,9 +90,11 @@ def run_usage(state) -> TokenUsage:
 
 
 def test_a_run_with_30_percent_faults_finishes_and_loses_nothing(make_fake_server, tmp_path):
-    dev = mc_examples(7) + [Example(f"{FAIL_MARK}: which colour is listed under the letter B? Options: "
-                                    "(A) red (B) green (C) blue (D) yellow", "(B)")]
-    test = mc_examples(4, start=100)
+    dev = mc_examples(8)
+    # on test: the chosen prompts are scored on it, so the always-failing example meets every
+    # step's decision (on dev it would leave every candidate incomplete, and none chosen)
+    test = mc_examples(3, start=100) + [Example(f"{FAIL_MARK}: which colour is listed under the letter B? "
+                                                "Options: (A) red (B) green (C) blue (D) yellow", "(B)")]
     train = mc_examples(12, start=200)
     # 30% of requests get a random fault of any kind; on top, a few scheduled request numbers
     # make sure every kind occurs at least once; every call on FAIL_MARK gets HTTP 503.
@@ -123,28 +127,37 @@ def test_a_run_with_30_percent_faults_finishes_and_loses_nothing(make_fake_serve
     assert server.chat_requests == usage.calls + usage.retries
     retried_faults = sum(n for kind, n in injected.items() if kind in RETRIED_KINDS)
     assert usage.retries + usage.failed_calls == retried_faults
-    for s in saved.steps:
-        scored = [c for c in s.candidates if c.status in ("scored", "failed")]
-        # each scored candidate's call on the always-failing example was retried to the limit
-        assert s.usage.retries >= (MAX_ATTEMPTS - 1) * len(scored) > 0
-        assert s.usage.failed_calls >= len(scored)
+    chosen = [(s, s.candidate(s.decision.candidate_id)) for s in saved.steps if s.decision.candidate_id]
+    assert chosen
+    for s, c in chosen:
+        # the always-failing test call was sent to the limit twice: in the pass and in the retry pass
+        assert s.usage_test.retries >= 2 * (MAX_ATTEMPTS - 1) and s.usage_test.failed_calls >= 2
+        assert c.test_errors >= 1
 
-    # The always-failing example is scored 0 with its error, never dropped.
-    keys = [("initial", "dev")] + [(c.id, "dev") for s in saved.steps for c in s.candidates
-                                   if c.status in ("scored", "failed")]
+    # The always-failing example is kept with its error, never dropped, and not counted.
+    keys = [("initial", "test")] + [(c.id, "test") for _, c in chosen]
     for key, split in keys:
         records = session.records(key, split)
-        assert len(records) == len(dev), key
+        assert len(records) == len(test), key
         failing = [r for r in records if FAIL_MARK in r["input"]]
         assert len(failing) == 1
         r = failing[0]
         assert r["correct"] is False and r["parsed_answer"] is None
         assert "HTTP 503" in r["error"] and f"gave up after {MAX_ATTEMPTS} attempts" in r["error"]
         assert r["attempts"] == MAX_ATTEMPTS
+        answered = [r for r in records if not r["error"]]
+        accuracy = sum(r["correct"] for r in answered) / len(answered)
+        want = saved.initial["test_accuracy"] if key == "initial" else next(
+            c.test_accuracy for _, c in chosen if c.id == key)
+        assert want == pytest.approx(accuracy)   # correct / answered, not correct / all
+    assert saved.initial["test_errors"] >= 1
+    keys += [("initial", "dev")] + [(c.id, "dev") for s in saved.steps for c in s.candidates
+                                    if c.status in ("scored", "incomplete", "failed")]
     for s in saved.steps:
         for c in s.candidates:
-            if c.status in ("scored", "failed"):
-                assert c.dev_n == len(dev) and c.dev_errors >= 1
+            if c.status in ("scored", "incomplete", "failed"):
+                assert c.dev_n == len(dev) and len(session.records(c.id, "dev")) == len(dev)
+                assert (c.status == "scored") == (c.dev_errors == 0)
 
     # Retries are bounded in count: no call made more than MAX_ATTEMPTS attempts.
     for key, split in keys:
@@ -158,7 +171,7 @@ def test_a_run_with_30_percent_faults_finishes_and_loses_nothing(make_fake_serve
     empty = [call for call in calls if call.reply == "" and call.error is None]
     assert empty and all(not call.candidate_ids and call.reason == "empty reply" for call in empty)
     for s in saved.steps:
-        assert len(s.optimizer_calls) == cfg.candidates
+        assert len(s.optimizer_calls) == cfg.optimizer.candidates
         assert s.decision.kind in ("auto", "no_candidate")
     assert any(s.decision.kind == "auto" for s in saved.steps)
     print(f"\nfaults injected over {server.chat_requests} requests: {dict(injected)}; "

@@ -9,14 +9,13 @@ Each case is run twice: from the path (load_task) and from uploaded bytes (load_
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from gpo_core.errors import TaskFormatError
-from gpo_core.tasks.task import Task
 from gpo_core.tasks.io import (
     MAX_FIELD_CHARS,
     load_task,
@@ -24,6 +23,7 @@ from gpo_core.tasks.io import (
     neutralize_formula,
     preview_columns,
 )
+from gpo_core.tasks.task import Task
 
 CORPUS = Path(__file__).parent / "data" / "malformed"
 

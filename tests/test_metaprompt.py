@@ -1,8 +1,9 @@
 import random
+from typing import Any
 
+from gpo_core.optimizer.direction import Retrieved
 from gpo_core.optimizer.metaprompt import build_meta_prompt, pick_exemplars
 from gpo_core.tasks.task import Example
-from gpo_core.optimizer.direction import Retrieved
 
 RETRIEVED = [Retrieved(0, "Let's think step by step.", 0.4, 0, 1.0, "newest"),
              Retrieved(3, "Count carefully.", 0.65, 1, 0.3, "most similar")]
@@ -32,7 +33,8 @@ def test_no_budget_ablation_drops_the_budget_sentence():
 
 
 def test_our_layout_is_not_longer_than_the_papers():
-    kw = dict(retrieved=RETRIEVED, current_prompt="Count carefully.", exemplars=EXEMPLARS, position="Q_end", budget=30)
+    kw: dict[str, Any] = dict(retrieved=RETRIEVED, current_prompt="Count carefully.", exemplars=EXEMPLARS,
+                              position="Q_end", budget=30)
     assert len(build_meta_prompt(**kw).split()) < len(build_meta_prompt(layout="paper", **kw).split())
 
 

@@ -4,14 +4,15 @@ ScriptedChatModel itself."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from gpo_core.models.base import ChatModel, ChatRequest, TokenUsage
 from gpo_core.models.cache import CachedChatModel, ResponseCache, cache_key, default_cache_dir, default_cache_path
 from gpo_core.models.openai_chat import OpenAIChatModel
-from gpo_testkit.scripted import ScriptedChatModel
 from gpo_testkit.fake_openai_server import FaultPlan
+from gpo_testkit.scripted import ScriptedChatModel
 
 SENTINEL_KEY = "sk-SENTINEL-cache-test-9f8e7d6c5b4a"
 
@@ -33,13 +34,15 @@ def test_second_identical_request_makes_no_server_request(fake_server, tmp_path)
     assert fake_server.chat_requests == served  # no new request reached the server
     assert second.cached and second.attempts == 0 and second.ok
     assert second.text == first.text
-    # cached calls spend no tokens (Completion contract) but are counted as cached calls
-    assert (second.prompt_tokens, second.completion_tokens) == (0, 0)
+    # a cached completion carries what the call cost when it was made ...
+    assert (second.prompt_tokens, second.completion_tokens) == (first.prompt_tokens, first.completion_tokens)
     usage = TokenUsage()
     usage.add(first)
     usage.add(second)
+    # ... but the usage counts it as a cached call: those tokens are not spent again
     assert usage.calls == 2 and usage.cached_calls == 1
     assert usage.total_tokens == first.prompt_tokens + first.completion_tokens > 0
+    assert usage.cached_tokens == usage.total_tokens and usage.cost_tokens == 2 * usage.total_tokens
     cache.close()
 
 
@@ -58,7 +61,8 @@ def test_report_cached_tokens_returns_original_usage(fake_server, tmp_path):
 ])
 def test_any_key_field_change_misses(fake_server, tmp_path, change):
     model, cache = cached_openai(fake_server, tmp_path / "r.sqlite")
-    base = dict(messages=(("user", "Is water wet?"),), temperature=0.0, max_tokens=16, sample_index=0)
+    base: dict[str, Any] = dict(messages=(("user", "Is water wet?"),), temperature=0.0, max_tokens=16,
+                                sample_index=0)
     model.complete(ChatRequest(**base))
     c = model.complete(ChatRequest(**{**base, **change}))
     assert not c.cached

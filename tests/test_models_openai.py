@@ -13,10 +13,16 @@ import pytest
 from gpo_core.errors import ConfigError
 from gpo_core.models.base import ChatRequest, TokenUsage
 from gpo_core.models.cache import CachedChatModel, ResponseCache
+from gpo_core.models.local_llama import LocalLlamaChatModel
+from gpo_core.models.openai_chat import (
+    OpenAIChatModel,
+    _is_retryable,
+    check_connection,
+    http_library,
+    retry_after_seconds,
+)
 from gpo_core.models.provider import build_chat_model
-from gpo_core.settings import ModelSettings
-from gpo_core.models.openai_chat import (OpenAIChatModel, _is_retryable, check_connection, http_library,
-                                         retry_after_seconds)
+from gpo_core.settings import ModelSettings, label_of
 from gpo_testkit.fake_openai_server import FaultPlan
 
 httpx = http_library()  # httpx, or httpx2 under openai 3.x
@@ -284,8 +290,16 @@ def test_check_connection_reports_ok_and_failure(make_fake_server):
 def test_model_spec_validation_names_the_setting(changes, setting):
     spec = ModelSettings(**changes)
     with pytest.raises(ConfigError) as info:
-        spec.validate("task_model")
+        spec.validate("engine", "task")
     assert info.value.setting == f"task_model.{setting}"
+    # the same error names the flag on the command line and the widget in the app
+    flag = label_of(ModelSettings, setting, "cli", "task")
+    with pytest.raises(ConfigError, match=f"^setting '{flag}': ") as info:
+        spec.validate("cli", "task")
+    assert flag.startswith("--") and "_" not in flag
+    with pytest.raises(ConfigError) as info:
+        spec.validate("app", "task")
+    assert info.value.setting.startswith("Task model · ")
 
 
 def test_model_spec_round_trip_and_no_key_field():
@@ -317,6 +331,7 @@ def test_build_chat_model_for_compatible_server_with_cache(fake_server, tmp_path
 
 def test_build_chat_model_local_does_not_load(monkeypatch):
     model = build_chat_model(ModelSettings(backend="local"))
+    assert isinstance(model, LocalLlamaChatModel)
     assert model.name == "local:SmolLM2-135M-Instruct.Q4_1"
     assert model.max_concurrency == 1
     assert not model.loaded

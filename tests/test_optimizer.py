@@ -1,16 +1,16 @@
 import json
+from typing import Any
 
 import pytest
 
-from engine_fakes import run_settings
 from gpo_core.errors import ConfigError, EndpointDownError
-from gpo_testkit.scripted import ScriptedChatModel
 from gpo_core.optimizer.session import GPOSession, Models
 from gpo_testkit.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
 
-from engine_fakes import fake_models, parity_splits, parity_task
+from engine_fakes import fake_models, parity_splits, parity_task, run_settings
 
-CFG = dict(steps=4, candidates=4, k=3, dev_size=None, test_size=None)
+CFG: dict[str, Any] = dict(steps=4, candidates=4, k=3, dev_size=None, test_size=None)
 
 
 def new_session(tmp_path=None, models=None, **cfg):
@@ -129,7 +129,7 @@ def test_run_auto_saves_every_step_and_reopens(tmp_path):
     s.run_auto(on_step=seen.append)
     assert len(seen) == 4 and s.finished
     saved = json.loads((tmp_path / "run.json").read_text())
-    assert saved["schema_version"] == 1 and len(saved["steps"]) == 4
+    assert saved["schema_version"] == 2 and len(saved["steps"]) == 4
     for st in saved["steps"]:
         assert st["budget"] and st["meta_prompt"] and st["retrieved"] and st["decision"]
         assert all("edit_distance" in c and "dev_accuracy" in c for c in st["candidates"])
@@ -159,7 +159,7 @@ def test_endpoint_down_raises_and_keeps_the_run(tmp_path):
     assert reopened.propose().candidates   # the run resumes once the endpoint is back
 
 
-def test_failing_examples_score_zero_with_error(tmp_path):
+def test_failing_examples_are_kept_with_their_error_and_not_counted(tmp_path):
     flaky = ScriptedChatModel(lambda r: "yes", name="flaky",
                               fail_when=lambda r: "HTTP 500" if "Is 3 even" in r.messages[-1][1] else None)
     models = fake_models()
@@ -169,6 +169,8 @@ def test_failing_examples_score_zero_with_error(tmp_path):
     bad = [r for r in recs if r["error"]]
     assert len(bad) == 1 and not bad[0]["correct"] and "500" in bad[0]["error"]
     assert len(recs) == 8
+    # "always yes": 3 of the 7 answered examples are even (the failed one, 3, is not counted)
+    assert s.state.initial["dev_errors"] == 1 and s.state.initial["dev_accuracy"] == pytest.approx(3 / 7)
 
 
 def test_bad_settings_refused_before_any_call():

@@ -24,19 +24,20 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_support import APP, TIMEOUT, no_exception
-from engine_fakes import run_settings
 from gpo_core.errors import EndpointDownError, RunFileError
-from gpo_core.runs.exports import export_json, export_markdown, export_records_csv, final_prompt_text
 from gpo_core.models.base import ChatRequest
 from gpo_core.models.cache import CachedChatModel, ResponseCache
 from gpo_core.models.openai_chat import OpenAIChatModel
-from gpo_testkit.scripted import ScriptedChatModel
 from gpo_core.optimizer.session import GPOSession, Models
+from gpo_core.runs.exports import export_json, export_markdown, export_records_csv, final_prompt_text
 from gpo_core.studio.studio import Studio
-from gpo_core.tasks.task import Example, Task
 from gpo_core.tasks.io import load_task_bytes
+from gpo_core.tasks.task import Example, Task
 from gpo_testkit.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
+
+from app_support import APP, TIMEOUT, no_exception
+from engine_fakes import run_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,10 +121,11 @@ def _key_session(server, key, run_dir, cache_path, examples):
         return CachedChatModel(inner, cache, namespace=f"compatible|{server.base_url}|{name}")
 
     task = Task("colours", examples, answer_type="multiple_choice")
-    models = Models(model("fake-model"), model("fake-model"), HashingEmbedder(),
-                    {"backend": "compatible", "model": "fake-model", "base_url": server.base_url},
-                    {"backend": "compatible", "model": "fake-model", "base_url": server.base_url})
+    models = Models(model("fake-model"), model("fake-model"), HashingEmbedder())
     cfg = run_settings(steps=2, candidates=2, dev_size=4, test_size=2, task_max_tokens=16, optimizer_max_tokens=60)
+    for role in ("task", "optimizer"):
+        cfg = cfg.with_model(role, cfg.model(role).replace(backend="compatible", model="fake-model",
+                                                           base_url=server.base_url))
     return GPOSession.create(task, cfg, models, run_dir=run_dir, run_id=run_dir.name), cache
 
 
@@ -270,7 +272,8 @@ def _hostile_csv() -> bytes:
     w.writerow(["question", "answer"])
     for i in range(24):
         letter = "ABC"[i % 3]
-        w.writerow([f"{SCRIPT} {BOLD} Item {i} {IMG} {LINK}: which is under {letter}? (A) x (B) y (C) z", f"({letter})"])
+        question = f"{SCRIPT} {BOLD} Item {i} {IMG} {LINK}: which is under {letter}? (A) x (B) y (C) z"
+        w.writerow([question, f"({letter})"])
     return buf.getvalue().encode()
 
 
@@ -418,6 +421,10 @@ def test_app_refuses_a_run_that_points_outside_the_runs_folder(tmp_path):
     data["run_id"] = "../elsewhere"
     (crafted / "run.json").write_text(json.dumps(data))
 
+    def outside() -> dict:
+        return {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "elsewhere").rglob("*") if p.is_file()}
+
+    before = outside()
     studio = Studio(runs_root=runs, models_override=_hostile_models())
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["studio"] = studio
@@ -429,8 +436,11 @@ def test_app_refuses_a_run_that_points_outside_the_runs_folder(tmp_path):
     at.selectbox(key="open_run_id").set_value("crafted")
     at.button(key="open_run").click().run()
     no_exception(at)
-    # the run opens from its own folder: the id its file claims is ignored, writes stay inside
-    assert studio.session.state.run_id == "crafted" and studio.session.run_dir == runs / "crafted"
+    # the run opens from the folder it is listed under, whatever id its file claims (the id
+    # is only shown, as text); its saves land in that folder and never outside
+    assert studio.session.run_dir == runs / "crafted"
+    studio.session.run_auto()
+    assert json.loads((crafted / "run.json").read_text())["steps"] and outside() == before
     for crafted_id in ("evil", "../elsewhere", str(tmp_path / "elsewhere")):
         with pytest.raises(RunFileError):
             studio.open_run(crafted_id)

@@ -1,8 +1,11 @@
 """Bad settings are refused with a message naming the setting before any model call is made.
 
-Each bad setting is tried where a user can give it: RunConfig / ModelSettings validation,
+Each bad setting is tried where a user can give it: RunSettings / ModelSettings validation,
 GPOSession.create (with models that count their calls: a scripted model and the real OpenAI
-path against the fake server), the Studio (the app's facade), and the command line. An
+path against the fake server), the Studio (the app's facade), and the command line. Each
+surface names the setting as its user knows it: the field path in the engine
+("optimizer_model.temperature"), the widget in the app ("Optimizer model · Temperature"),
+the flag on the command line ("--optimizer-temperature"). An
 unknown model name cannot be known before asking the server: its 404 must give a clear
 "unknown model" error at the first call, without retries, and on "Test connection".
 """
@@ -16,22 +19,24 @@ from pathlib import Path
 
 import pytest
 
-from app_support import app_for, arithmetic_csv, make_studio, no_exception, texts
-from gpo_core.settings import MAX_CANDIDATES
-from gpo_core.errors import ConfigError, EndpointDownError
-from gpo_core.settings import ModelSettings
-from gpo_core.models.openai_chat import OpenAIChatModel, check_connection
-from gpo_testkit.scripted import ScriptedChatModel
-from gpo_core.optimizer.session import GPOSession, Models
 from gpo_core.cli import main as cli_main
+from gpo_core.errors import ConfigError, EndpointDownError
+from gpo_core.models.demo import DemoChatModel
+from gpo_core.models.openai_chat import OpenAIChatModel, check_connection
+from gpo_core.optimizer.session import GPOSession, Models
+from gpo_core.settings import MAX_CANDIDATES, ModelSettings
 from gpo_core.studio.studio import Studio
 from gpo_core.tasks.task import Example, Task
 from gpo_testkit.embedders import HashingEmbedder
+from gpo_testkit.scripted import ScriptedChatModel
+
+from app_support import app_for, arithmetic_csv, make_studio, no_exception, texts
+from engine_fakes import run_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 N_EXAMPLES = 20
 
-#: (RunConfig changes, the setting the error must name)
+#: (flat settings changes, the setting the engine's error must name)
 BAD_CONFIGS = [
     ({"budget_initial": 10, "budget_final": 20}, "budget_final"),
     ({"k": 0}, "k"),
@@ -48,7 +53,7 @@ BAD_CONFIGS = [
     ({"task_max_tokens": 0}, "task_model.max_tokens"),
 ]
 
-#: (RunConfig changes, setting) that only the task's size can refute
+#: (flat settings changes, setting) that only the task's size can refute
 TOO_BIG = [
     ({"dev_size": N_EXAMPLES + 1, "test_size": 0}, "dev_size"),
     ({"dev_size": 4, "test_size": N_EXAMPLES + 1}, "test_size"),
@@ -142,7 +147,9 @@ def test_studio_refuses_bad_settings_and_keeps_the_previous_ones(tmp_path):
                          max_tokens=64, concurrency=1, timeout_s=30)
     assert studio.settings.task_model == spec
     assert studio.session is None
-    assert studio.models_override.task.call_count == 0 and studio.models_override.optimizer.call_count == 0
+    models = studio.models_override
+    assert models is not None and isinstance(models.task, DemoChatModel) and isinstance(models.optimizer, DemoChatModel)
+    assert models.task.call_count == 0 and models.optimizer.call_count == 0
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("run.json"))
 
 
@@ -206,13 +213,17 @@ def task_csv(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("args,setting", [
-    (["--budget-initial", "10", "--budget-final", "20"], "budget_final"),
-    (["--k", "0"], "'k'"),
-    (["--candidates", str(MAX_CANDIDATES + 1)], "candidates"),
-    (["--dev-size", "500"], "dev_size"),
-    (["--optimizer-temperature", "-0.5"], "optimizer_temperature"),
-    (["--concurrency", "0"], "concurrency"),
-    (["--task-max-tokens", "0"], "task_max_tokens"),
+    (["--budget-initial", "10", "--budget-final", "20"], "'--budget-final'"),
+    (["--k", "0"], "'--k'"),
+    (["--candidates", str(MAX_CANDIDATES + 1)], "'--candidates'"),
+    (["--dev-size", "500"], "'--dev-size'"),          # refuted by the task's size, in the engine
+    (["--optimizer-temperature", "-0.5"], "'--optimizer-temperature'"),
+    (["--optimizer-temperature", "3"], "'--optimizer-temperature'"),  # defect 6
+    (["--task-temperature", "2.5"], "'--task-temperature'"),
+    (["--concurrency", "0"], "'--concurrency'"),
+    (["--task-max-tokens", "0"], "'--task-max-tokens'"),
+    (["--timeout", "0"], "'--timeout'"),
+    (["--selection", "relevance", "--warmup", "9", "--steps", "3"], "'--warmup'"),
 ])
 def test_cli_refuses_bad_settings_before_any_call(args, setting, fake_server, task_csv, tmp_path):
     out = tmp_path / "out"
@@ -220,7 +231,7 @@ def test_cli_refuses_bad_settings_before_any_call(args, setting, fake_server, ta
               "--model", "fake-model", "--dev-size", "4", "--test-size", "2", "--selection", "recency", *args],
              tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: setting ") and setting in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: setting {setting}: "), r.stderr
     assert "Traceback" not in r.stderr
     assert fake_server.requests_served == 0
     assert not (out / "run.json").exists()

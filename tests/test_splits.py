@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gpo_core.errors import ConfigError
+from gpo_core.tasks.io import load_task
 from gpo_core.tasks.splits import split_task
 from gpo_core.tasks.task import Example, Task
-from gpo_core.tasks.io import load_task
 
 BBH = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bbh"
 
@@ -72,12 +72,12 @@ def test_format_examples_are_the_exemplars():
 @pytest.mark.parametrize(
     "kwargs, setting, says",
     [
-        (dict(dev_size=150, test_size=0), "dev_size", "dev_size=150 but the task has only 100"),
-        (dict(dev_size=10, test_size=101), "test_size", "test_size=101 but the task has only 100"),
-        (dict(dev_size=60, test_size=50), "dev_size", "dev_size=60 + test_size=50 = 110 exceeds the 100"),
-        (dict(dev_size=-1, test_size=10), "dev_size", "negative"),
-        (dict(dev_size=10, test_size=-3), "test_size", "negative"),
-        (dict(dev_size=10, test_size=10, train_size=-1), "train_size", "negative"),
+        (dict(dev_size=150, test_size=0), "dev_size", "150 dev examples asked for, but the task has only 100"),
+        (dict(dev_size=10, test_size=101), "test_size", "101 test examples asked for, but the task has only 100"),
+        (dict(dev_size=60, test_size=50), "dev_size", "60 dev + 50 test = 110 examples exceeds the 100"),
+        (dict(dev_size=-1, test_size=10), "dev_size", "must be 0 or more examples, got -1"),
+        (dict(dev_size=10, test_size=-3), "test_size", "must be 0 or more examples, got -3"),
+        (dict(dev_size=10, test_size=10, train_size=-1), "train_size", "must be 0 or more examples, got -1"),
         (dict(dev_size=0, test_size=10), "dev_size", "at least 1"),
         (dict(dev_size=None, test_size=10), "dev_size", "must be set"),
         (dict(dev_size=2.5, test_size=10), "dev_size", "whole number"),

@@ -3,13 +3,12 @@ import os
 
 import pytest
 
-from engine_fakes import run_settings
 from gpo_core.errors import RunFileError
-from gpo_core.runs.exports import export_json, export_markdown, final_prompt_text
 from gpo_core.optimizer.session import GPOSession
-from gpo_core.runs.repository import RunStore, load_run, save_run
+from gpo_core.runs.exports import export_json, export_markdown, final_prompt_text
+from gpo_core.runs.repository import RunStore, load_run
 
-from engine_fakes import fake_models, parity_splits, parity_task
+from engine_fakes import fake_models, parity_splits, parity_task, run_settings
 
 
 def finished_session(run_dir):
@@ -32,14 +31,14 @@ def test_exports_hold_the_final_prompt_and_every_step(tmp_path):
 
 def test_json_export_drops_key_like_fields(tmp_path):
     s = finished_session(tmp_path / "r2")
-    s.state.models["task"]["api_key"] = "sk-SENTINEL-should-not-leak"
+    s.state.initial["api_key"] = "sk-SENTINEL-should-not-leak"   # settings cannot hold a key at all
     assert "SENTINEL" not in export_json(s)
 
 
 def test_save_is_atomic_and_schema_versioned(tmp_path):
-    s = finished_session(tmp_path / "r3")
+    finished_session(tmp_path / "r3")
     path = tmp_path / "r3" / "run.json"
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert json.loads(path.read_text())["schema_version"] == 2
     assert not [p for p in (tmp_path / "r3").iterdir() if p.name.endswith(".tmp")]
     assert load_run(tmp_path / "r3").steps[1].decision.kind == "auto"
 
@@ -97,12 +96,11 @@ def test_two_sessions_never_write_the_same_run_unasked(tmp_path):
     from gpo_core.runs.repository import RunInUseError
 
     first = finished_session(tmp_path / "shared")            # holds the lease by saving
-    first.config.steps = 4
+    first.state.settings = first.settings.replace(optimizer=first.config.replace(steps=4))
     with pytest.raises(RunInUseError, match="another session"):
         GPOSession.open(tmp_path / "shared", fake_models())
     second = GPOSession.open(tmp_path / "shared", fake_models(), take_over=True)
-    second.state.config["steps"] = 3
-    second.config.steps = 3
+    second.state.settings = second.settings.replace(optimizer=second.config.replace(steps=3))
     second.run_auto(1)                                       # the new owner saves
     with pytest.raises(RunInUseError):                       # the old one can no longer overwrite it
         first.run_auto(1)

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from gpo_core.errors import ConfigError, TaskFormatError
-from gpo_core.tasks.task import ANSWER_TYPES, DEFAULT_INSTRUCTION
 from gpo_core.tasks.io import (
     guess_columns,
     infer_answer_type,
@@ -23,6 +22,7 @@ from gpo_core.tasks.io import (
     neutralize_formula,
     preview_columns,
 )
+from gpo_core.tasks.task import ANSWER_TYPES, DEFAULT_INSTRUCTION, Task
 
 REPO = Path(__file__).resolve().parent.parent
 BBH = REPO.parent / "shared" / "data" / "bbh"
@@ -303,12 +303,13 @@ def test_task_json_column_mapping(tmp_path):
 @functools.lru_cache(maxsize=1)
 def _load_generator():
     spec = importlib.util.spec_from_file_location("sample_generate", SAMPLES / "generate.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _samples() -> dict[str, object]:
+def _samples() -> dict[str, Task]:
     return {name: load_task(path) for name, path, _ in list_sample_tasks()}
 
 

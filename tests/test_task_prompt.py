@@ -4,8 +4,8 @@ import pytest
 
 from gpo_core.errors import ConfigError
 from gpo_core.models.base import ChatRequest
-from gpo_core.tasks.task import DEFAULT_INSTRUCTION, INSTRUCTION_POSITIONS
 from gpo_core.scoring.task_prompt import render_task_prompt, task_messages
+from gpo_core.tasks.task import DEFAULT_INSTRUCTION, INSTRUCTION_POSITIONS
 
 QUESTION = "Sort the following words alphabetically: List: oven {brace} apple"
 

@@ -1,8 +1,8 @@
 import pytest
 
 from gpo_core.errors import ConfigError
-from gpo_testkit.embedders import HashingEmbedder
 from gpo_core.optimizer.direction import TrajectoryEntry, select_update_direction
+from gpo_testkit.embedders import HashingEmbedder
 
 
 def traj():
@@ -53,3 +53,23 @@ def test_bad_settings(kw):
     args = dict(k=3, strategy="recency", embedder=HashingEmbedder()) | kw
     with pytest.raises(ConfigError):
         select_update_direction(traj(), "a", **args)
+
+
+def test_newest_is_the_current_prompt_even_when_its_text_was_scored_before():
+    # entry 1 was a sibling candidate of a rejected attempt; entry 3, the same text, was then
+    # chosen (a duplicate is never re-scored, so it shares the text) and is the current prompt
+    entries = [TrajectoryEntry(0, "Let's think step by step.", 0.40, 0, chosen=True),
+               TrajectoryEntry(1, "Count the objects one by one.", 0.55, 1),
+               TrajectoryEntry(2, "Answer quickly.", 0.20, 1),
+               TrajectoryEntry(3, "Count the objects one by one.", 0.55, 1, chosen=True)]
+    got = select_update_direction(entries, "Count the objects one by one.", k=2, strategy="relevance",
+                                  embedder=HashingEmbedder(), newest_id=3)
+    newest = [r for r in got if r.reason == "newest"]
+    assert len(newest) == 1 and newest[0].entry_id == 3 and newest[0].prompt == "Count the objects one by one."
+    assert len({r.prompt for r in got}) == len(got) == 2      # each text shown once
+
+
+def test_strategies_are_registered_by_name():
+    from gpo_core.optimizer.direction import SELECTION_STRATEGIES, STRATEGIES
+
+    assert SELECTION_STRATEGIES == tuple(STRATEGIES) == ("relevance", "recency", "importance")

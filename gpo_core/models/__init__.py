@@ -6,7 +6,7 @@ load on first attribute access, so ``import gpo_core.models`` stays fast.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage
 from gpo_core.models.cache import CachedChatModel, ResponseCache, cache_key, default_cache_dir, default_cache_path
@@ -16,6 +16,11 @@ __all__ = [
     "OpenAIChatModel", "ResponseCache", "TokenUsage", "ModelProvider", "build_chat_model",
     "cache_key", "check_connection", "default_cache_dir", "default_cache_path", "default_gguf_path",
 ]
+
+if TYPE_CHECKING:  # the lazy names, for type checkers
+    from gpo_core.models.local_llama import LocalLlamaChatModel, default_gguf_path
+    from gpo_core.models.openai_chat import OpenAIChatModel, check_connection
+    from gpo_core.models.provider import ModelProvider, build_chat_model
 
 _LAZY = {
     "ModelProvider": "gpo_core.models.provider",

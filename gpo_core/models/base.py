@@ -28,7 +28,7 @@ class ChatRequest:
     sample_index: int = 0
 
     @staticmethod
-    def user(text: str, **kwargs) -> "ChatRequest":
+    def user(text: str, **kwargs) -> ChatRequest:
         """A single user-message request."""
         return ChatRequest(messages=(("user", text),), **kwargs)
 
@@ -38,11 +38,14 @@ class Completion:
     """The outcome of one request; never raises for a per-call failure.
 
     text: completion text ("" on error). prompt_tokens / completion_tokens: usage in tokens
-    as reported by the backend (0 when unknown or cached). attempts: HTTP attempts made
+    as reported by the backend (0 when unknown; for a cache hit, what the call cost when it
+    was made). attempts: HTTP attempts made
     (1 = no retry; 0 = served from cache). error: None, or a one-line reason when every
     attempt failed. latency_s: wall time of the call in seconds. cached: served from cache
     (the token counts are then those the call cost when it was made). model: the model name
-    the backend reported in its reply (None when it reports none).
+    the backend reported in its reply (None when it reports none). retryable: for a failed
+    call, False when sending it again cannot help (e.g. HTTP 401/404: a wrong key or model
+    name); True otherwise (timeouts, 5xx, and failures of unknown kind).
     """
 
     text: str
@@ -53,6 +56,7 @@ class Completion:
     latency_s: float = 0.0
     cached: bool = False
     model: str | None = None
+    retryable: bool = True
 
     @property
     def retries(self) -> int:
@@ -83,7 +87,14 @@ class ChatModel(Protocol):
 
 @dataclass
 class TokenUsage:
-    """Token and call counters, summed over calls (per step or per run)."""
+    """Token and call counters, summed over calls (per step, per candidate or per run).
+
+    prompt_tokens / completion_tokens: tokens SPENT, i.e. of calls a backend answered (cache
+    hits excluded). calls: every call, answered or cached or failed. cached_calls: calls
+    served from the response cache. cached_tokens: what those cached calls cost (prompt +
+    completion tokens) when they were first made; not spent again. retries: HTTP attempts
+    beyond the first. failed_calls: calls that ended with an error after their retries.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -91,18 +102,30 @@ class TokenUsage:
     cached_calls: int = 0
     retries: int = 0
     failed_calls: int = 0
+    cached_tokens: int = 0
 
     def add(self, c: Completion) -> None:
-        self.prompt_tokens += c.prompt_tokens
-        self.completion_tokens += c.completion_tokens
+        """Count one completion (a cache hit counts in ``cached_*`` only)."""
+        if c.cached:
+            self.cached_calls += 1
+            self.cached_tokens += c.prompt_tokens + c.completion_tokens
+        else:
+            self.prompt_tokens += c.prompt_tokens
+            self.completion_tokens += c.completion_tokens
         self.calls += 1
-        self.cached_calls += int(c.cached)
         self.retries += c.retries
         self.failed_calls += int(c.error is not None)
 
-    def merge(self, other: "TokenUsage") -> "TokenUsage":
+    def merge(self, other: TokenUsage) -> TokenUsage:
+        """A new TokenUsage holding the field-wise sum."""
         return TokenUsage(**{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__})
 
     @property
     def total_tokens(self) -> int:
+        """Tokens spent (prompt + completion), cache hits excluded."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost_tokens(self) -> int:
+        """What the calls cost when they were made: spent tokens plus cached calls' tokens."""
+        return self.total_tokens + self.cached_tokens

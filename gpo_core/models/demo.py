@@ -13,12 +13,15 @@ import os
 import re
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gpo_core.models.base import ChatRequest, Completion
-from gpo_core.optimizer.session import Models
+
+if TYPE_CHECKING:
+    from gpo_core.optimizer.session import Models
 
 
 class DemoChatModel:
@@ -33,6 +36,11 @@ class DemoChatModel:
         self.latency_s = latency_s
         self.calls = 0
         self._lock = threading.Lock()
+
+    @property
+    def call_count(self) -> int:
+        """Requests answered so far (as the test doubles of ``gpo_testkit`` count them)."""
+        return self.calls
 
     def complete(self, request: ChatRequest) -> Completion:
         """The scripted reply (never raises)."""
@@ -110,6 +118,8 @@ def demo_models(latency_s: float | None = None) -> Models:
     instruction. Embedder: :class:`HashingEmbedder`. latency_s: seconds per call (default:
     ``GPO_STUDIO_FAKE_LATENCY``, else 0).
     """
+    from gpo_core.optimizer.session import Models
+
     return Models(demo_chat_model("scripted-task", latency_s), demo_chat_model("scripted-optimizer", latency_s),
                   HashingEmbedder())
 

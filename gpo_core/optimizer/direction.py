@@ -7,18 +7,20 @@ put into the meta-prompt. Strategies compared in the paper:
   to the current prompt by sentence-embedding cosine similarity;
 - recency: the k most recently added prompts;
 - importance: the k prompts with the highest dev accuracy.
+
+Strategies are registered by name in :data:`STRATEGIES`; :data:`SELECTION_STRATEGIES` lists
+the names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from gpo_core.models.embeddings import Embedder
 from gpo_core.errors import ConfigError
-
-SELECTION_STRATEGIES = ("relevance", "recency", "importance")
+from gpo_core.models.embeddings import Embedder
 
 
 @dataclass
@@ -39,7 +41,7 @@ class TrajectoryEntry:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @staticmethod
-    def from_dict(d: dict) -> "TrajectoryEntry":
+    def from_dict(d: dict) -> TrajectoryEntry:
         return TrajectoryEntry(**d)
 
 
@@ -65,7 +67,7 @@ class Retrieved:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @staticmethod
-    def from_dict(d: dict) -> "Retrieved":
+    def from_dict(d: dict) -> Retrieved:
         return Retrieved(**d)
 
 
@@ -74,43 +76,76 @@ def _similarities(entries: list[TrajectoryEntry], current: str, embedder: Embedd
     return vecs[1:] @ vecs[0]
 
 
+#: A selection strategy: ``(pool, k, newest, similarity by entry id) -> [(entry, reason)]``.
+#: pool holds one entry per distinct prompt text; newest is the entry counted as "newest".
+Strategy = Callable[[list[TrajectoryEntry], int, TrajectoryEntry, dict[int, "float | None"]],
+                    list[tuple[TrajectoryEntry, str]]]
+
+
+def _relevance(pool: list[TrajectoryEntry], k: int, newest: TrajectoryEntry,
+               sim_of: dict[int, float | None]) -> list[tuple[TrajectoryEntry, str]]:
+    """GPO's choice: the newest prompt plus the k-1 others most similar to the current one."""
+    rest = sorted((e for e in pool if e.id != newest.id), key=lambda e: (-(sim_of[e.id] or 0.0), -e.id))
+    return [(newest, "newest")] + [(e, "most similar") for e in rest[: k - 1]]
+
+
+def _recency(pool: list[TrajectoryEntry], k: int, newest: TrajectoryEntry,
+             sim_of: dict[int, float | None]) -> list[tuple[TrajectoryEntry, str]]:
+    """The k most recently added prompts."""
+    return [(e, "most recent") for e in sorted(pool, key=lambda e: -e.id)[:k]]
+
+
+def _importance(pool: list[TrajectoryEntry], k: int, newest: TrajectoryEntry,
+                sim_of: dict[int, float | None]) -> list[tuple[TrajectoryEntry, str]]:
+    """The k prompts with the highest dev accuracy (ties: the later)."""
+    return [(e, "highest dev accuracy") for e in sorted(pool, key=lambda e: (-e.dev_accuracy, -e.id))[:k]]
+
+
+#: Selection strategies by name (the settings' ``selection``, ``--selection``).
+STRATEGIES: dict[str, Strategy] = {"relevance": _relevance, "recency": _recency, "importance": _importance}
+#: The strategy names, in the order the UI lists them.
+SELECTION_STRATEGIES: tuple[str, ...] = tuple(STRATEGIES)
+#: Strategies that cannot run without an embedder.
+NEEDS_EMBEDDER: frozenset[str] = frozenset({"relevance"})
+
+
+def _distinct(entries: list[TrajectoryEntry], newest_id: int | None) -> list[TrajectoryEntry]:
+    """One entry per prompt text (duplicates are never re-scored, so several entries may
+    share a text): the ``newest_id`` entry for its own text, else the earliest."""
+    unique: dict[str, TrajectoryEntry] = {}
+    for e in sorted(entries, key=lambda e: e.id):
+        if e.prompt not in unique or e.id == newest_id:
+            unique[e.prompt] = e
+    return sorted(unique.values(), key=lambda e: e.id)
+
+
 def select_update_direction(entries: list[TrajectoryEntry], current_prompt: str, *, k: int,
                             strategy: str = "relevance", embedder: Embedder | None = None,
                             newest_id: int | None = None) -> list[Retrieved]:
     """Choose up to ``k`` trajectory entries to show the optimizer model.
 
     entries: the whole trajectory (any order). newest_id: the entry counted as "newest" for
-    relevance (default: the highest id, i.e. the last prompt added). Returns Retrieved items
-    ordered by dev accuracy ascending (as the meta-prompt lists them, best last). Similarity
-    is computed for every strategy when an embedder is given, so the UI can show it.
-    Raises ConfigError for k < 1, an unknown strategy, or relevance without an embedder.
+    relevance, normally the current (chosen) prompt; it is kept even when an earlier entry
+    has the same text (default: the highest id, i.e. the last prompt added). Returns
+    Retrieved items, one per distinct text, ordered by dev accuracy ascending (as the
+    meta-prompt lists them, best last). Similarity is computed for every strategy when an
+    embedder is given, so the UI can show it. Raises ConfigError for k < 1, an unknown
+    strategy (see :data:`STRATEGIES`), or relevance without an embedder.
     """
     if k < 1:
         raise ConfigError("k", f"must be at least 1 (got {k})")
-    if strategy not in SELECTION_STRATEGIES:
-        raise ConfigError("selection", f"unknown strategy {strategy!r}; choose one of {', '.join(SELECTION_STRATEGIES)}")
+    if strategy not in STRATEGIES:
+        raise ConfigError("selection",
+                          f"unknown strategy {strategy!r}; choose one of {', '.join(SELECTION_STRATEGIES)}")
     if not entries:
         return []
-    # Several candidates may share a text (duplicates are never re-scored); keep the first.
-    unique: dict[str, TrajectoryEntry] = {}
-    for e in sorted(entries, key=lambda e: e.id):
-        unique.setdefault(e.prompt, e)
-    pool = list(unique.values())
-    if strategy == "relevance" and embedder is None:
-        raise ConfigError("selection", "relevance needs an embedder")
+    pool = _distinct(entries, newest_id)
+    if strategy in NEEDS_EMBEDDER and embedder is None:
+        raise ConfigError("selection", f"{strategy} needs an embedder")
     sims = _similarities(pool, current_prompt, embedder) if embedder is not None else None
     sim_of = {e.id: (float(sims[i]) if sims is not None else None) for i, e in enumerate(pool)}
-
-    if strategy == "relevance":
-        newest = max(pool, key=lambda e: e.id) if newest_id is None else next(
-            (e for e in pool if e.id == newest_id), max(pool, key=lambda e: e.id))
-        rest = sorted((e for e in pool if e.id != newest.id), key=lambda e: (-sim_of[e.id], -e.id))
-        picked = [(newest, "newest")] + [(e, "most similar") for e in rest[: k - 1]]
-    elif strategy == "recency":
-        picked = [(e, "most recent") for e in sorted(pool, key=lambda e: -e.id)[:k]]
-    else:
-        picked = [(e, "highest dev accuracy") for e in sorted(pool, key=lambda e: (-e.dev_accuracy, -e.id))[:k]]
-
+    newest = next((e for e in pool if e.id == newest_id), pool[-1])
+    picked = STRATEGIES[strategy](pool, k, newest, sim_of)
     out = [Retrieved(e.id, e.prompt, e.dev_accuracy, e.step, sim_of[e.id], reason) for e, reason in picked]
     out.sort(key=lambda r: (r.dev_accuracy, r.entry_id))
     return out

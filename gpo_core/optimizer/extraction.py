@@ -26,10 +26,10 @@ MAX_WORDS = 300
 
 _TAG_PAIRS = [(r"<\s*INS\s*>", r"<\s*/\s*INS\s*>"), (r"<\s*START\s*>", r"<\s*/?\s*END\s*>"),
               (r"\[\s*INS\s*\]", r"\[\s*/\s*INS\s*\]")]
-_LABEL = re.compile(r"^\s*(?:\*\*)?(?:new|improved|updated|revised|better)?\s*(?:instruction|prompt)s?\s*(?:\*\*)?\s*[:：]\s*(.+)$",
-                    re.IGNORECASE)
-_CHATTER = re.compile(r"^(sure|here|okay|ok|certainly|of course|i (?:have|would|will|can)|the (?:new|improved) instruction is)\b[^:]*[:.!]?\s*$",
-                      re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:\*\*)?(?:new|improved|updated|revised|better)?\s*(?:instruction|prompt)s?"
+                    r"\s*(?:\*\*)?\s*[:：]\s*(.+)$", re.IGNORECASE)
+_CHATTER = re.compile(r"^(sure|here|okay|ok|certainly|of course|i (?:have|would|will|can)"
+                      r"|the (?:new|improved) instruction is)\b[^:]*[:.!]?\s*$", re.IGNORECASE)
 # Lines that echo the meta-prompt's own scaffolding (exemplar questions, answers, scores)
 # rather than propose an instruction; the tiny embedded model often does this.
 _ECHO = re.compile(r"^\s*(?:Q|A|Score|Correct answer|Incorrect answer|Options?|Question|Answer|Task examples)\s*[:：]",

@@ -3,8 +3,8 @@
 A policy is the seam between proposing candidates and moving the run: auto-run, "Accept
 best" and the CLI all ask the run's policy (``OptimizerSettings.policy``), so every
 decision path honours the same rules. Candidates that can never be chosen, by any policy:
-rejected by the user, not scored on dev, or still missing answers after the step's retries
-(``incomplete``); see :func:`eligible`.
+rejected by the user (or whose text the user rejected), not scored on dev, still missing
+answers after the step's retries (``incomplete``), or chosen before; see :func:`eligible`.
 
 Registered by name in :data:`POLICIES`:
 
@@ -16,11 +16,13 @@ Registered by name in :data:`POLICIES`:
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from gpo_core.runs.records import CandidateRecord, RunState, StepRecord
 
-__all__ = ["DecisionPolicy", "POLICIES", "PaperPolicy", "eligible", "get_policy", "norm_text"]
+__all__ = ["DecisionPolicy", "POLICIES", "PaperPolicy", "eligible", "explain_none", "get_policy", "ineligible_reason",
+           "norm_text", "rejected_texts", "why_not"]
 
 
 def norm_text(text: str) -> str:
@@ -28,14 +30,60 @@ def norm_text(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def eligible(step: StepRecord, state: RunState) -> list[CandidateRecord]:
-    """Candidates of ``step`` any policy may choose: scored on dev (not failed, not
-    incomplete, not a duplicate or over-budget drop without a score), not rejected by the
-    user, and whose text was never chosen before in this run. Order: as proposed."""
+def rejected_texts(state: RunState) -> list[str]:
+    """Texts of every candidate the user rejected in the run (by hand or with "reject all"),
+    each once (first spelling kept), oldest first."""
+    seen: dict[str, str] = {}
+    for s in state.steps:
+        for c in s.candidates:
+            if c.rejected:
+                seen.setdefault(norm_text(c.text), c.text)
+    return list(seen.values())
+
+
+def why_not(c: CandidateRecord, chosen: set[str], refused: set[str]) -> str | None:
+    """Why no policy may choose candidate ``c`` (None: it is eligible). ``chosen`` /
+    ``refused``: normalized texts chosen before / rejected by the user in the run."""
+    if c.rejected or norm_text(c.text) in refused:
+        return "rejected by the user"
+    if c.status in ("incomplete", "failed") or c.dev_errors:
+        return f"{c.dev_errors} of {c.dev_n} dev calls failed" if c.dev_n else "its dev calls failed"
+    if c.dev_accuracy is None or c.status not in ("scored", "duplicate"):
+        return "not scored on dev"
+    if norm_text(c.text) in chosen:
+        return "chosen before"
+    return None
+
+
+def ineligible_reason(c: CandidateRecord, state: RunState) -> str | None:
+    """Why no policy may choose candidate ``c`` in ``state`` ("rejected by the user",
+    "1 of 8 dev calls failed", "not scored on dev", "chosen before"), or None."""
     chosen = {norm_text(e.prompt) for e in state.trajectory if e.chosen}
-    return [c for c in step.candidates
-            if c.dev_accuracy is not None and c.status in ("scored", "duplicate") and not c.rejected
-            and norm_text(c.text) not in chosen]
+    return why_not(c, chosen, {norm_text(t) for t in rejected_texts(state)})
+
+
+def eligible(step: StepRecord, state: RunState) -> list[CandidateRecord]:
+    """Candidates of ``step`` any policy may choose: scored on dev with every dev call
+    answered (not failed, not incomplete, not a duplicate or over-budget drop without a
+    score), neither it nor its text rejected by the user anywhere in the run, and whose
+    text was never chosen before in this run. Order: as proposed."""
+    chosen = {norm_text(e.prompt) for e in state.trajectory if e.chosen}
+    refused = {norm_text(t) for t in rejected_texts(state)}
+    return [c for c in step.candidates if why_not(c, chosen, refused) is None]
+
+
+def explain_none(step: StepRecord, state: RunState) -> str:
+    """Why no candidate of ``step`` is eligible, for the step's decision note: e.g.
+    "no eligible candidate (2 with failed dev calls, 1 rejected by the user); prompt unchanged"."""
+    chosen = {norm_text(e.prompt) for e in state.trajectory if e.chosen}
+    refused = {norm_text(t) for t in rejected_texts(state)}
+    counts: dict[str, int] = {}
+    for c in step.candidates:
+        reason = why_not(c, chosen, refused) or "eligible"
+        key = "with failed dev calls" if "failed" in reason else reason
+        counts[key] = counts.get(key, 0) + 1
+    detail = ", ".join(f"{n} {why}" for why, n in counts.items())
+    return f"no eligible candidate ({detail or 'none proposed'}); prompt unchanged"
 
 
 class DecisionPolicy(Protocol):

@@ -3,9 +3,10 @@
 The parts follow GPO's generation-based update (Tang et al. 2024, Sec. 3.3 and Fig. 2):
 retrieved trajectory prompts with scores 0-100, task exemplars with the instruction
 position marked ``<Prompt>``, the current prompt, the edit budget, and the request to
-wrap the answer in tags. The wording is ours and kept short: every word here is paid for
-N times a step. ``PAPER_*`` reproduces the reference code's longer layout for the token
-comparison in ``benchmarks/``.
+wrap the answer in tags; when the user rejected candidates by hand, those are marked
+"rejected by the user" (our addition; the paper has no human in the loop). The wording is
+ours and kept short: every word here is paid for N times a step. ``PAPER_*`` reproduces
+the reference code's longer layout for the token comparison in ``benchmarks/``.
 """
 
 PLACEHOLDER = "<Prompt>"
@@ -20,6 +21,11 @@ CURRENT = "Current instruction: {current}"
 BUDGET = "Write one new instruction that scores higher. Change at most {budget} words of the current instruction."
 NO_BUDGET = "Write one new instruction that scores higher."
 ANSWER_FORMAT = "Reply with only the new instruction between " + OPEN_TAG + " and " + CLOSE_TAG + "."
+#: Candidates the user rejected (OptimizerSettings.show_rejections): appended to the text of
+#: a retrieved prompt that was rejected, and listed after the trajectory for the others.
+REJECTED_MARK = " (rejected by the user)"
+REJECTED_HEADER = "Instructions rejected by the user; do not propose them again:"
+REJECTED_ITEM = "Instruction: {prompt}" + REJECTED_MARK
 
 # The reference code's layout (OPRO-style wording plus GPO's step-size sentence), used only
 # by benchmarks to compare token cost per step.

@@ -28,7 +28,8 @@ def final_prompt_text(session: GPOSession) -> str:
 
 def export_json(session: GPOSession, include_records: bool = True) -> str:
     """The whole run as JSON text (RunState plus, optionally, every per-example record
-    under "records": {"<candidate id>.<split>": [...]}). Contains no API key."""
+    under "records": {"<candidate id>.<split>": [...]}, for the starting prompt and the
+    candidates of the run's steps only: an undone step's rows are gone). Contains no API key."""
     data = session.state.to_dict()
     if include_records:
         recs = {}
@@ -53,7 +54,8 @@ def _md_cell(text: str) -> str:
 
 def export_markdown(session: GPOSession) -> str:
     """A human-readable report: settings, start vs final accuracy, the trajectory of chosen
-    prompts per step, and token totals. User text is escaped for Markdown tables and
+    prompts per step, token totals (spent, and what cached calls had cost) and the steps'
+    warnings (e.g. a server that answered as another model). User text is escaped for Markdown tables and
     fenced as code so it renders as text."""
     s = session.state
     best = session.best_prompt()
@@ -110,9 +112,12 @@ def export_markdown(session: GPOSession) -> str:
             f"{chosen.edit_distance if chosen else '–'} | {_pct(chosen.dev_accuracy) if chosen else '–'} | "
             f"{_pct(st.chosen_test_accuracy)} | {st.usage.total_tokens} |")
     if total is not None:
-        lines += ["", f"Tokens in all steps: {total.prompt_tokens} prompt + {total.completion_tokens} completion "
-                      f"in {total.calls} calls ({total.cached_calls} from cache, {total.retries} retries, "
-                      f"{total.failed_calls} failed)."]
+        lines += ["", f"Tokens spent in all steps: {total.prompt_tokens} prompt + {total.completion_tokens} completion "
+                      f"in {total.calls} calls ({total.cached_calls} from cache, which had cost {total.cached_tokens} "
+                      f"tokens when made; {total.retries} retries, {total.failed_calls} failed)."]
+    warnings = [f"- step {st.step}.{st.attempt}: {w}" for st in s.steps for w in st.warnings]
+    if warnings:
+        lines += ["", "## Warnings", ""] + [_md_cell(w) for w in warnings]
     return "\n".join(lines) + "\n"
 
 

@@ -35,15 +35,20 @@ def _usage_from(d: dict | None) -> TokenUsage:
 class CandidateRecord:
     """One candidate prompt of a step.
 
-    id: unique in the run, e.g. "s3a1c5" (step 3, attempt 1, candidate 5) or "s3e1" (hand-edited).
-    origin: "optimizer" | "edited". extraction: the rule that found it (see extraction.py).
-    edit_distance: measured word-level Levenshtein distance from the step's current prompt
-    (words). within_budget: edit_distance <= the step's budget. status: "scored",
-    "duplicate" (same text already scored: score reused, no model call), "over_budget"
-    (dropped unscored because enforce_budget is on) or "failed" (every dev call failed).
-    dev_accuracy in [0, 1] or None when unscored. test_accuracy: set when chosen.
-    rejected: the user rejected it; no decision path may choose it, and later meta-prompts
-    may list it as rejected (OptimizerSettings.show_rejections).
+    id: unique in the run and never reused (not even after undo): "s3c17" (step 3, run-wide
+    serial 17) or "s3e18" (hand-edited). origin: "optimizer" | "edited". extraction: the
+    rule that found it (see extraction.py). edit_distance: measured word-level Levenshtein
+    distance from the step's current prompt (words). within_budget: edit_distance <= the
+    step's budget. status: "scored"; "duplicate" (same text already scored: score reused, no
+    model call); "over_budget" (dropped unscored because enforce_budget is on); "incomplete"
+    (some dev calls still failed after the step's retry pass: dev_accuracy covers only the
+    answered examples, and no decision may choose it); "failed" (every dev call failed).
+    dev_accuracy in [0, 1] over the answered dev examples, or None when unscored. dev_n:
+    dev examples; dev_errors: dev calls that failed (no answer, not counted wrong). usage:
+    tokens of its dev scoring (cache hits in ``usage.cached_calls`` / ``cached_tokens``).
+    test_accuracy / test_errors: set when chosen, same rule. rejected: the user rejected it;
+    no decision path may choose it (nor its text), and later meta-prompts list it as
+    "rejected by the user" (OptimizerSettings.show_rejections).
     """
 
     id: str
@@ -61,6 +66,7 @@ class CandidateRecord:
     usage: TokenUsage = field(default_factory=TokenUsage)
     test_accuracy: float | None = None
     rejected: bool = False
+    test_errors: int = 0
 
     @property
     def score(self) -> int | None:
@@ -73,7 +79,7 @@ class CandidateRecord:
         return d
 
     @staticmethod
-    def from_dict(d: dict) -> "CandidateRecord":
+    def from_dict(d: dict) -> CandidateRecord:
         d = dict(d)
         d["usage"] = _usage_from(d.get("usage"))
         return CandidateRecord(**d)
@@ -101,7 +107,7 @@ class OptimizerCall:
         return d
 
     @staticmethod
-    def from_dict(d: dict) -> "OptimizerCall":
+    def from_dict(d: dict) -> OptimizerCall:
         return OptimizerCall(**d)
 
 
@@ -121,7 +127,7 @@ class Decision:
         return _shallow(self)
 
     @staticmethod
-    def from_dict(d: dict | None) -> "Decision | None":
+    def from_dict(d: dict | None) -> Decision | None:
         return None if d is None else Decision(**d)
 
 
@@ -134,8 +140,10 @@ class StepRecord:
     meta-prompt stated it. current_prompt: the prompt being edited. retrieved: the update
     direction. exemplars: list of {"input", "target"}. usage_*: tokens of the optimizer
     calls, dev scoring and test scoring. seconds: wall time of the step's model work.
-    models: the models that produced the step, per role ("task", "optimizer"): the model as
-    configured and, when the server named another, what it reported.
+    models: the models that produced the step: per role ("task", "optimizer") the model as
+    configured (one line), and under "<role>_reported" the name(s) the server reported in
+    its replies when that differs from the configured model name. warnings: what the user
+    should know about the step, e.g. "task model: asked for X, server answered as Y".
     """
 
     step: int
@@ -158,6 +166,7 @@ class StepRecord:
     seconds: float = 0.0
     added_entry_ids: list[int] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def usage(self) -> TokenUsage:
@@ -186,10 +195,11 @@ class StepRecord:
             d[k] = _shallow(getattr(self, k))
         d["added_entry_ids"] = list(self.added_entry_ids)
         d["models"] = dict(self.models)
+        d["warnings"] = list(self.warnings)
         return d
 
     @staticmethod
-    def from_dict(d: dict) -> "StepRecord":
+    def from_dict(d: dict) -> StepRecord:
         d = dict(d)
         d["retrieved"] = [Retrieved.from_dict(r) for r in d["retrieved"]]
         d["optimizer_calls"] = [OptimizerCall.from_dict(c) for c in d["optimizer_calls"]]
@@ -217,7 +227,7 @@ class RunTask:
         return _shallow(self)
 
     @staticmethod
-    def from_dict(d: dict) -> "RunTask":
+    def from_dict(d: dict) -> RunTask:
         if not isinstance(d, dict):
             raise ConfigError("task", f"expected an object, got {type(d).__name__}")
         known = {f.name for f in fields(RunTask)}
@@ -231,7 +241,8 @@ class RunState:
     task: the :class:`RunTask`. settings: the typed :class:`~gpo_core.settings.RunSettings`
     (never an API key). splits: {"train"|"dev"|"test"|"exemplars": [{"input", "target"}]} so
     a run resumes without its source file. initial: the starting prompt's {"prompt",
-    "dev_accuracy", "test_accuracy", "usage"}; None until scored. next_serial: the run-wide
+    "dev_accuracy", "test_accuracy", "dev_errors", "test_errors", "usage"} (accuracy over
+    the answered examples, failed calls counted in ``*_errors``); None until scored. next_serial: the run-wide
     counter behind candidate ids (never reused, not even after undo).
     """
 
@@ -273,7 +284,7 @@ class RunState:
         }
 
     @staticmethod
-    def from_dict(d: dict) -> "RunState":
+    def from_dict(d: dict) -> RunState:
         """Inverse of :meth:`to_dict`; reads schema 1 files too (settings rebuilt from their
         "config" and "models" dicts). Raises KeyError/TypeError/ConfigError on a bad file."""
         settings = RunSettings.from_dict(d["settings"]) if "settings" in d else _settings_v1(d["config"], d["models"])
@@ -314,6 +325,7 @@ def _settings_v1(config: dict, models: dict) -> RunSettings:
         spec["max_tokens"] = config.get(f"{role}_max_tokens", spec.get("max_tokens", 256))
         return ModelSettings(**spec)
 
-    return RunSettings(splits=SplitSettings(**{k: v for k, v in config.items() if k in split_names}),
-                       task_model=model("task"), optimizer_model=model("optimizer"),
-                       optimizer=OptimizerSettings(**{k: v for k, v in config.items() if k in opt_names})).validate("file")
+    settings = RunSettings(splits=SplitSettings(**{k: v for k, v in config.items() if k in split_names}),
+                           task_model=model("task"), optimizer_model=model("optimizer"),
+                           optimizer=OptimizerSettings(**{k: v for k, v in config.items() if k in opt_names}))
+    return settings.validate("file")

@@ -1,7 +1,9 @@
 """Run folders on disk: atomic saves after every step, reopening, and path safety.
 
 Layout of one run: ``<runs root>/<run_id>/run.json`` (the :class:`RunState`, with a schema
-version) and ``records/<candidate id>.<split>.json`` (per-example records). Writes go to a
+version), ``records/<candidate id>.<split>.json`` (per-example records) and ``lease.json``
+(which session may write the run). :class:`RunRepository` is one run's storage as the
+session uses it; the module functions below are its parts. Writes go to a
 temporary file in the same folder and are moved into place with ``os.replace``, so a killed
 process leaves the previous complete file (POSIX rename is atomic). Runs open only from
 inside the runs root: a crafted id or path cannot escape it.
@@ -80,7 +82,12 @@ def load_run(run_dir: Path) -> RunState:
         raise RunFileError(f"{path}: {e}") from None
 
 
+#: The splits per-example records are kept for.
+RECORD_SPLITS: tuple[str, ...] = ("dev", "test")
+
+
 def records_path(run_dir: Path, key: str, split: str) -> Path:
+    """``run_dir/records/<key>.<split>.json``: the records of one scored prompt on one split."""
     return Path(run_dir) / "records" / f"{key}.{split}.json"
 
 
@@ -179,3 +186,62 @@ def lease_owner(run_dir: Path) -> str | None:
         return json.loads((Path(run_dir) / LEASE_FILE).read_text(encoding="utf-8")).get("owner")
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return None
+
+
+class RunRepository:
+    """One run's storage, as its session uses it: run.json, per-example records, the lease.
+
+    run_dir: the run's folder, or None for a run kept in memory only (nothing is written;
+    records are kept in memory). owner: the session's lease token (opaque, never a secret).
+    Records read or written are also kept in memory, so the app's reruns read each file once.
+    Not thread-safe: one session drives it from one thread.
+    """
+
+    def __init__(self, run_dir: Path | None, owner: str):
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.owner = owner
+        self._records: dict[tuple[str, str], list[dict]] = {}
+
+    def load(self) -> RunState:
+        """The saved run (RunFileError when missing, corrupt or of a newer schema; ConfigError
+        without a run folder)."""
+        if self.run_dir is None:
+            raise ConfigError("run_dir", "this run is kept in memory only; there is nothing to load")
+        return load_run(self.run_dir)
+
+    def claim(self, force: bool = False) -> None:
+        """Take or refresh the run's lease for ``owner`` (see :func:`claim_run`): RunInUseError
+        when another live session holds it, unless ``force``. No-op in memory."""
+        if self.run_dir is not None:
+            claim_run(self.run_dir, self.owner, force=force)
+
+    def save(self, state: RunState) -> None:
+        """Refresh the lease, then write run.json atomically; RunInUseError, writing nothing,
+        if another session took the run over. No-op in memory."""
+        if self.run_dir is not None:
+            self.claim()
+            save_run(state, self.run_dir)
+
+    def save_records(self, key: str, split: str, records: list[dict]) -> None:
+        """Keep the per-example records of prompt ``key`` (candidate id or "initial") on
+        ``split`` (dict per example: see :class:`gpo_core.scoring.evaluation.ExampleRecord`)."""
+        self._records[(key, split)] = records
+        if self.run_dir is not None:
+            save_records(self.run_dir, key, split, records)
+
+    def load_records(self, key: str, split: str) -> list[dict]:
+        """The records of ``key`` on ``split``; [] when none were kept."""
+        if (key, split) not in self._records and self.run_dir is not None:
+            loaded = load_records(self.run_dir, key, split)
+            if loaded is not None:
+                self._records[(key, split)] = loaded
+        return self._records.get((key, split), [])
+
+    def delete_records(self, keys: list[str] | set[str]) -> None:
+        """Forget the records of every key in ``keys`` on every split: the files and the
+        memory copy (e.g. of the candidates an undo removed). Missing ones are skipped."""
+        for key in keys:
+            for split in RECORD_SPLITS:
+                self._records.pop((key, split), None)
+                if self.run_dir is not None:
+                    records_path(self.run_dir, key, split).unlink(missing_ok=True)

@@ -7,32 +7,40 @@ same code path a user runs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from gpo_core.errors import ConfigError
 from gpo_core.models.cache import CACHE_FILE_NAME, default_cache_dir
 from gpo_core.models.provider import ModelProvider
 from gpo_core.optimizer.session import GPOSession
-from gpo_core.runs.records import StepRecord
+from gpo_core.runs.records import RunState, StepRecord
 from gpo_core.runs.repository import RUN_FILE, load_run
 from gpo_core.settings import RunSettings, default_run_settings
 from gpo_core.tasks.io import load_task
 
+#: How a resumed run's saved settings change: ``(saved state) -> (settings, notes)``; each
+#: note is printed (e.g. "--steps: 2 -> 4"). Raises ConfigError to refuse the resume.
+ResumeSettings = Callable[[RunState], "tuple[RunSettings, list[str]]"]
+
 
 @dataclass
 class RunRequest:
-    """Everything ``python -m gpo_core run`` is asked to do (see ``--help``).
+    """Everything ``gpo-studio run`` is asked to do (see ``--help``).
 
-    settings: the run's settings as the flags gave them (validated on the "cli" surface).
-    api_key: from the environment only, never stored. cache_dir: response cache folder.
+    task_path: the task file or folder of a new run (a resumed run uses its saved examples).
+    settings: a new run's settings (validated on the "cli" surface; None: the defaults).
+    resume: continue the run saved in ``out_dir`` if there is one. resume_settings: how
+    its saved settings change (None: they apply unchanged). api_key: from the environment
+    only, never stored. cache_dir: response cache folder.
     """
 
-    task_path: Path
+    task_path: Path | None
     out_dir: Path
-    settings: RunSettings = field(default_factory=default_run_settings)
+    settings: RunSettings | None = None
     resume: bool = False
+    resume_settings: ResumeSettings | None = None
     api_key: str | None = None
     cache_dir: Path | None = None
     use_cache: bool = True
@@ -51,7 +59,8 @@ def provider_for(cache_dir: Path | None, use_cache: bool = True) -> ModelProvide
 
 
 def _describe(step: StepRecord) -> str:
-    best = max((c for c in step.candidates if c.dev_accuracy is not None), key=lambda c: c.dev_accuracy, default=None)
+    scored = [c for c in step.candidates if c.dev_accuracy is not None]
+    best = max(scored, key=lambda c: c.dev_accuracy or 0.0, default=None)
     chosen = next((c for c in step.candidates if step.decision and c.id == step.decision.candidate_id), None)
     u = step.usage
     parts = [f"step {step.step}: budget {step.budget} words", f"{len(step.candidates)} candidates"]
@@ -67,32 +76,60 @@ def _describe(step: StepRecord) -> str:
     return "; ".join(parts)
 
 
+def describe_models(settings: RunSettings) -> str:
+    """One line naming the models a run uses now, e.g. "models: task gpt-4o-mini (OpenAI),
+    temperature 0, 256 tokens; optimizer ..."."""
+    def one(role: str) -> str:
+        m = settings.model(role)
+        return f"{role} {m.describe()}, temperature {m.temperature:g}, {m.max_tokens} tokens"
+
+    return "models: " + "; ".join(one(role) for role in ("task", "optimizer"))
+
+
+def _open_saved(req: RunRequest, provider: ModelProvider, printer: Callable[[str], None]) -> GPOSession:
+    """Reopen the run in ``req.out_dir`` on its saved settings, changed as
+    ``req.resume_settings`` says (refusals raise before anything is touched)."""
+    out = Path(req.out_dir)
+    state = load_run(out)
+    settings, notes = req.resume_settings(state) if req.resume_settings else (state.settings, [])
+    models = provider.models(settings, req.api_key, need_embedder=settings.optimizer.selection == "relevance")
+    session = GPOSession.open(out, models, take_over=True)
+    printer(f"resuming run {session.state.run_id}: {len(session.state.decided_steps)} of "
+            f"{state.settings.optimizer.steps} steps done")
+    for note in notes:
+        printer(note)
+    if settings != session.state.settings:
+        session.use_models(models, settings)  # saved at once: run.json records the new settings
+    return session
+
+
 def run_cli(req: RunRequest, printer: Callable[[str], None] = print) -> str:
     """Create (or with ``resume`` reopen) the run in ``req.out_dir`` and run it to the
     configured number of steps with the paper's automatic decision. Writes run.json after
     every step and final_prompt.txt at the end. Returns a one-line summary.
     Raises TaskFormatError / ConfigError / ModelError (GPOError) with a one-line message."""
-    req.settings.validate("cli")
     out = Path(req.out_dir)
-    task = None
-    if not (req.resume and (out / RUN_FILE).exists()):
-        if (out / RUN_FILE).exists():
-            raise ConfigError("out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        task = load_task(req.task_path, input_column=req.input_column, target_column=req.target_column,
-                         answer_type=req.answer_type, instruction_position=req.position,
-                         initial_instruction=req.instruction)
+    saved = (out / RUN_FILE).exists()
+    if saved and not req.resume:
+        raise ConfigError("out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
     provider = provider_for(req.cache_dir, req.use_cache)
-    if task is None:
-        saved = load_run(out).settings
-        models = provider.models(saved, req.api_key, need_embedder=saved.optimizer.selection == "relevance")
-        session = GPOSession.open(out, models, take_over=True)
-        printer(f"resuming run {session.state.run_id}: {len(session.state.decided_steps)} of {session.config.steps} steps done")
+    if saved:
+        session = _open_saved(req, provider, printer)
     else:
-        models = provider.models(req.settings, req.api_key,
-                                 need_embedder=req.settings.optimizer.selection == "relevance")
-        session = GPOSession.create(task, req.settings, models, run_dir=out)
+        if req.resume:
+            printer(f"no saved run in {out}: starting a new one")
+        settings = (req.settings or default_run_settings()).validate("cli")
+        if req.task_path is None:
+            raise ConfigError("task", "a new run needs a task file or folder")
+        task = load_task(Path(req.task_path).absolute(), input_column=req.input_column,
+                         target_column=req.target_column, answer_type=req.answer_type,
+                         instruction_position=req.position, initial_instruction=req.instruction)
+        models = provider.models(settings, req.api_key, need_embedder=settings.optimizer.selection == "relevance")
+        session = GPOSession.create(task, settings, models, run_dir=out)
         printer(f"task {task.name}: {len(session.splits.train)} train / {len(session.splits.dev)} dev / "
-                f"{len(session.splits.test)} test; answer type {task.answer_type}; position {task.instruction_position}")
+                f"{len(session.splits.test)} test; answer type {task.answer_type}; "
+                f"position {task.instruction_position}")
+    printer(describe_models(session.settings))
     t0 = time.perf_counter()
     if not session.started:
         init = session.start()
@@ -102,5 +139,6 @@ def run_cli(req: RunRequest, printer: Callable[[str], None] = print) -> str:
     best = session.best_prompt()
     out.mkdir(parents=True, exist_ok=True)
     (out / "final_prompt.txt").write_text(best.prompt + "\n", encoding="utf-8")
-    return (f"done: {len(session.state.decided_steps)} steps in {time.perf_counter() - t0:.1f}s; final prompt "
-            f"(dev {best.dev_accuracy:.3f}) written to {out / 'final_prompt.txt'}")
+    return (f"done: {len(session.state.decided_steps)} of {session.config.steps} steps in "
+            f"{time.perf_counter() - t0:.1f}s; final prompt (dev {best.dev_accuracy:.3f}) written to "
+            f"{out / 'final_prompt.txt'}")

@@ -1,7 +1,10 @@
 """Score prompts on labeled examples with the task model (the GPO scorer).
 
-Accuracy of a prompt = fraction of examples whose extracted answer matches the target
-(:mod:`gpo_core.scoring.answers`), with the instruction rendered into each question by
+Accuracy of a prompt = fraction of ANSWERED examples whose extracted answer matches the
+target (:mod:`gpo_core.scoring.answers`): a call that failed (timeout, HTTP 5xx after the
+client's retries) is no answer, so it is recorded with its error but counted neither right
+nor wrong. With ``retry_failed`` the failed calls are sent once more after all the others.
+The instruction is rendered into each question by
 :mod:`gpo_core.scoring.task_prompt` (paper: GPO, Tang et al. 2024, arXiv 2402.17564, Sec. 3 / code;
 the candidate prompts of one step are all scored on the dev set).
 
@@ -13,15 +16,15 @@ examples costs ``ceil(384 / workers)`` waves of calls, not 8 sequential evaluati
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable
 
-from gpo_core.scoring.answers import extract_answer, matches_target, normalize_target
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage
-from gpo_core.tasks.task import ANSWER_TYPES, Example
+from gpo_core.scoring.answers import extract_answer, matches_target, normalize_target
 from gpo_core.scoring.task_prompt import task_messages
+from gpo_core.tasks.task import ANSWER_TYPES, Example
 
 
 class EvaluationCancelled(GPOError):
@@ -40,7 +43,8 @@ class ExampleRecord:
     raw_output: the completion text ("" on error). parsed_answer: canonical extracted answer
     (:func:`gpo_core.scoring.answers.extract_answer`) or None. correct: scored 1.
     prompt_tokens / completion_tokens: usage in tokens (0 when cached/unknown).
-    error: None or a one-line reason (a failed call scores 0, it is never dropped).
+    error: None or a one-line reason (a failed call is kept, never dropped, and not counted
+    in the accuracy). prompt_tokens / completion_tokens of a cached call: what it cost when made.
     attempts: backend attempts (0 = served from cache). cached: served from cache.
     """
 
@@ -63,7 +67,7 @@ class ExampleRecord:
         return {f.name: getattr(self, f.name) for f in _EXAMPLE_FIELDS}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ExampleRecord":
+    def from_dict(cls, d: dict) -> ExampleRecord:
         """Inverse of :meth:`to_dict`. Unknown keys are ignored; a missing key raises KeyError."""
         return cls(**{f.name: d[f.name] for f in fields(cls)})
 
@@ -75,11 +79,14 @@ _EXAMPLE_FIELDS = fields(ExampleRecord)
 class EvalResult:
     """The score of one prompt on one split.
 
-    accuracy: n_correct / n, in [0, 1]. n: examples scored. n_errors: calls that failed
-    (scored 0). usage: tokens and calls actually spent for this prompt (a call shared by
-    identical requests is counted once). records: one per example, in example order.
-    seconds: wall time in seconds of the :func:`evaluate_many` call that produced it (shared
-    by all prompts scored together, since their calls run interleaved).
+    accuracy: n_correct / n_answered, in [0, 1] (0.0 when nothing was answered). n: examples
+    scored. n_errors: examples whose call still failed (after the retry pass, if any); they
+    are neither right nor wrong. usage: tokens and calls actually spent for this prompt,
+    retry passes included (a call shared by identical requests is counted once). records:
+    one per example, in example order. seconds: wall time in seconds of the
+    :func:`evaluate_many` call that produced it (shared by all prompts scored together,
+    since their calls run interleaved). models: the distinct model names the backend
+    reported in its replies (sorted; empty when it names none).
     """
 
     instruction: str
@@ -91,6 +98,17 @@ class EvalResult:
     usage: TokenUsage
     records: list[ExampleRecord] = field(default_factory=list)
     seconds: float = 0.0
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def n_answered(self) -> int:
+        """Examples whose call succeeded: ``n - n_errors``."""
+        return self.n - self.n_errors
+
+    @property
+    def complete(self) -> bool:
+        """Every example was answered (no call failed)."""
+        return self.n_errors == 0
 
     def to_dict(self, include_records: bool = True) -> dict:
         """A JSON-ready dict; ``records`` omitted when ``include_records`` is False."""
@@ -103,13 +121,14 @@ class EvalResult:
             "n_errors": self.n_errors,
             "usage": asdict(self.usage),
             "seconds": self.seconds,
+            "models": list(self.models),
         }
         if include_records:
             d["records"] = [r.to_dict() for r in self.records]
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EvalResult":
+    def from_dict(cls, d: dict) -> EvalResult:
         """Inverse of :meth:`to_dict` (missing ``records`` -> empty list)."""
         return cls(
             instruction=d["instruction"],
@@ -121,6 +140,7 @@ class EvalResult:
             usage=TokenUsage(**d["usage"]),
             records=[ExampleRecord.from_dict(r) for r in d.get("records", [])],
             seconds=float(d.get("seconds", 0.0)),
+            models=list(d.get("models", [])),
         )
 
 
@@ -128,7 +148,7 @@ def _safe_complete(model: ChatModel, request: ChatRequest) -> Completion:
     """model.complete, turning an (off-contract) exception into a failed Completion."""
     try:
         return model.complete(request)
-    except Exception as exc:  # noqa: BLE001 - a failing call must score 0, not crash the step
+    except Exception as exc:  # noqa: BLE001 - a failing call is recorded, it must not crash the step
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         return Completion(text="", error=reason, attempts=1)
 
@@ -161,6 +181,7 @@ def evaluate_many(
     system_prompt: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    retry_failed: bool = False,
 ) -> list[EvalResult]:
     """Score several prompts on the same examples; one :class:`EvalResult` per instruction.
 
@@ -171,13 +192,19 @@ def evaluate_many(
     concurrency: requested parallel calls; the pool has ``min(concurrency,
     model.max_concurrency)`` workers. Identical requests are sent once.
     on_progress(done, total): called from the calling thread, about every 1% of calls and at
-    the end (total = distinct calls). should_stop(): polled from the calling thread before
-    the work starts and after each finished call.
+    the end (total = distinct calls; during the retry pass, done and total both grow by the
+    retried calls). should_stop(): polled from the calling thread before the work starts
+    and after each finished call. retry_failed: once every call is done, send the distinct
+    calls that failed once more (one pass); the retry's outcome replaces the failure and
+    both calls count in ``usage``. Not sent again: failures the backend marks as not
+    retryable (``Completion.retryable``), and nothing at all when no call was answered
+    (the endpoint looks down; the caller reports it at once).
 
-    Returns P results in the order of ``instructions``. A failing call scores 0 with its
-    error in the record. Raises :class:`ConfigError` (before any call) for an unknown answer
-    type or position, concurrency < 1, no examples, or a target that is not of the answer
-    type; :class:`EvaluationCancelled` when ``should_stop()`` turns True.
+    Returns P results in the order of ``instructions``. A call that still fails is kept in
+    the records with its error and left out of the accuracy (see :class:`EvalResult`).
+    Raises :class:`ConfigError` (before any call) for an unknown answer type or position,
+    concurrency < 1, no examples, or a target that is not of the answer type;
+    :class:`EvaluationCancelled` when ``should_stop()`` turns True.
     """
     if answer_type not in ANSWER_TYPES:
         raise ConfigError(
@@ -209,6 +236,16 @@ def evaluate_many(
 
     started = time.perf_counter()
     completions = _run_calls(requests, model, concurrency, on_progress, should_stop)
+    first_failed: dict[int, Completion] = {}
+    if retry_failed:
+        failed = [i for i, c in enumerate(completions) if c.error is not None and c.retryable]
+        if failed and any(c.error is None for c in completions):
+            total = len(requests)
+            cb = (lambda d, n: on_progress(total + d, total + n)) if on_progress else None
+            again = _run_calls([requests[i] for i in failed], model, concurrency, cb, should_stop)
+            for i, c in zip(failed, again):
+                first_failed[i] = completions[i]
+                completions[i] = c
     seconds = time.perf_counter() - started
 
     by_instruction: dict[str, EvalResult] = {}
@@ -221,6 +258,8 @@ def evaluate_many(
             c = completions[idx]
             if idx not in seen:
                 seen.add(idx)
+                if idx in first_failed:
+                    usage.add(first_failed[idx])
                 usage.add(c)
             if c.error is None:
                 parsed = extract_answer(c.text, answer_type)
@@ -244,16 +283,18 @@ def evaluate_many(
                     cached=c.cached,
                 )
             )
+        answered = len(examples) - n_errors
         by_instruction[instruction] = EvalResult(
             instruction=instruction,
             split=split,
-            accuracy=n_correct / len(examples),
+            accuracy=n_correct / answered if answered else 0.0,
             n=len(examples),
             n_correct=n_correct,
             n_errors=n_errors,
             usage=usage,
             records=records,
             seconds=seconds,
+            models=sorted({m for idx, _ in row if (m := completions[idx].model)}),
         )
     return [by_instruction[i] for i in instructions]
 

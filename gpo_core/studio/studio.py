@@ -11,6 +11,12 @@ result. A ``Studio`` holds the state of ONE browser session: the loaded task, th
 Models come from a :class:`~gpo_core.models.provider.ModelProvider`; the app passes one
 whose memo is ``st.cache_resource`` so heavy objects are built once per process, lazily.
 
+Long actions (scoring, a step, accepting, resampling, automatic steps) have ``submit_*``
+twins that run them as a background :class:`~gpo_core.studio.worker.Job` in the
+process-wide :data:`~gpo_core.studio.worker.REGISTRY`, keyed by run id: a reload or a page
+change never cancels or loses them. The plain methods (``start``, ``next_step``, ...) run the
+same work in the caller's thread (tests, benchmarks).
+
 Test seam: ``Studio(models_override=Models(...))`` makes every run use those models. The
 app's demo mode (``GPO_STUDIO_FAKE_MODELS=1``, for the browser tests) instead sets both
 roles to the ``demo`` backend, which the provider builds like any other.
@@ -21,22 +27,32 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
-from gpo_core.errors import ConfigError, GPOError
+from gpo_core.errors import ConfigError, GPOError, TaskFormatError
 from gpo_core.models.base import ChatModel
 from gpo_core.models.provider import ModelProvider
 from gpo_core.optimizer.edits import DiffSegment, word_diff
 from gpo_core.optimizer.session import GPOSession, Models, Progress
 from gpo_core.runs.exports import export_json, export_markdown, final_prompt_text
 from gpo_core.runs.records import CandidateRecord, StepRecord
-from gpo_core.runs.repository import RunStore, default_runs_root
-from gpo_core.settings import (BACKENDS, LOCAL_DEFAULT_MODEL, ROLES, ModelSettings, RunSettings, SplitSettings,
-                               default_model_settings, default_run_settings)
+from gpo_core.runs.repository import RunInUseError, RunStore, default_runs_root, load_run
+from gpo_core.settings import (
+    BACKENDS,
+    LOCAL_DEFAULT_MODEL,
+    ROLES,
+    ModelSettings,
+    RunSettings,
+    SplitSettings,
+    default_model_settings,
+    default_run_settings,
+)
+from gpo_core.studio.worker import REGISTRY, Job, JobBusyError, JobRegistry, JobView
 from gpo_core.tasks.io import guess_columns, list_sample_tasks, load_task, load_task_bytes, preview_columns
 from gpo_core.tasks.splits import split_task
 from gpo_core.tasks.task import ANSWER_TYPES, INSTRUCTION_POSITIONS, Example, Task, TaskSplits
@@ -52,6 +68,11 @@ USER_BACKENDS = ("local", "openai", "compatible")
 CONNECTION_TIMEOUT_S = 10.0
 #: Default OpenAI model name offered when the user switches a role to OpenAI.
 DEFAULT_OPENAI_MODEL = default_model_settings("task", "openai").model
+#: Seconds a submit waits for its job before the page renders: short jobs (cached or fast
+#: models) then show their result in the same page run instead of a progress box first.
+QUICK_WAIT_S = 0.3
+#: What a lease-owner token looks like (it travels in the page address as ``sid``).
+OWNER_PATTERN = re.compile(r"^studio-[0-9a-f]{32}$")
 
 assert set(BACKEND_LABELS) == set(BACKENDS)
 
@@ -70,6 +91,27 @@ def initial_settings() -> RunSettings:
             task_model=settings.task_model.replace(backend="demo", model="scripted-task", concurrency=8),
             optimizer_model=settings.optimizer_model.replace(backend="demo", model="scripted-optimizer", concurrency=8))
     return settings
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def one_column_error(filename: str, columns: list[str]) -> TaskFormatError:
+    """The error for an upload with fewer than two columns: it names the file and its only
+    column, says a task needs an input and a target column, and guesses the delimiter."""
+    if not columns:
+        return TaskFormatError(filename, "the file has no columns; a task needs an input column and a target "
+                                         "column", line=1)
+    col = columns[0]
+    hint = ""
+    for sep, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if sep in col:
+            hint = (f" The header looks like several columns joined by {name}: save the file comma-separated "
+                    "(or tab-separated as .tsv).")
+            break
+    return TaskFormatError(filename, f"the file has only one column ({col!r}); a task needs two: an input column "
+                                     f"and a target column.{hint}", line=1, field=col)
 
 
 # ----------------------------------------------------------------------------- state
@@ -102,17 +144,47 @@ def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+def new_owner() -> str:
+    """A fresh lease-owner token for a browser session (not a secret)."""
+    return f"studio-{uuid.uuid4().hex}"
+
+
+def valid_owner(token: str | None) -> bool:
+    """Whether ``token`` looks like a token :func:`new_owner` made (the page address may
+    carry anything)."""
+    return isinstance(token, str) and bool(OWNER_PATTERN.match(token))
+
+
+def task_from_run(state) -> Task:
+    """The task of a saved run, rebuilt from its :class:`RunTask` and saved splits, so a new
+    run on the same data needs no upload: train, dev and test are explicit splits in the
+    run's order (a new run with the same sizes gets exactly the same examples)."""
+    def examples(key: str) -> list[Example]:
+        return [Example(d["input"], d["target"]) for d in state.splits.get(key, [])]
+
+    train, exemplars = examples("train"), examples("exemplars")
+    t = state.task
+    return Task(name=t.name, examples=[], answer_type=t.answer_type, instruction_position=t.instruction_position,
+                initial_instruction=t.initial_instruction or state.current_prompt, description=t.description,
+                explicit_splits={"train": train, "eval": examples("dev"), "test": examples("test")},
+                format_examples=exemplars if exemplars and exemplars != train else [], source=t.source)
+
+
 class Studio:
     """Everything one browser session of GPO Studio does. Not thread-safe (Streamlit runs
-    one script thread per session).
+    one script thread per session); the long work runs in jobs (see the module docstring).
 
     runs_root: folder of saved runs (default ``gpo_home()/runs``). provider: the model
     provider (default: a plain :class:`ModelProvider`). models_override: use
     these models for every run instead of building them from the settings (test seam).
+    owner: this browser session's lease token (the app keeps it in the page address so a
+    reload is the same owner; default: a new one). jobs: the job registry (default: the
+    process-wide one).
     """
 
     def __init__(self, runs_root: Path | None = None, provider: ModelProvider | None = None,
-                 models_override: Models | None = None):
+                 models_override: Models | None = None, owner: str | None = None,
+                 jobs: JobRegistry | None = None):
         self.runs_root = Path(runs_root) if runs_root else default_runs_root()
         self.provider: ModelProvider = provider or ModelProvider()
         self.models_override = models_override
@@ -124,20 +196,36 @@ class Studio:
         self.api_key: str | None = None
         self.use_cache: bool = True
         self.session: GPOSession | None = None
-        self.rejected: set[str] = set()
         self.flashes: list[Flash] = []
+        #: The outcome of the open run's last job (shown once where the job was shown).
+        self.outcome: Flash | None = None
         self.auto_steps: int = 1
         #: This browser session's lease token on the runs it writes (not a secret).
-        self.owner = f"studio-{uuid.uuid4().hex}"
+        self.owner = owner if valid_owner(owner) else new_owner()
+        self.jobs: JobRegistry = jobs if jobs is not None else REGISTRY
+        #: Seconds a submit waits for its job before returning (see QUICK_WAIT_S).
+        self.quick_wait_s: float = QUICK_WAIT_S
 
     # Messages --------------------------------------------------------------------------
     def flash(self, kind: str, text: str) -> None:
         """Queue a message for the next page run."""
         self.flashes.append(Flash(kind, text))
 
-    def pop_flashes(self) -> list[Flash]:
-        """The queued messages, emptied."""
+    def pop_flashes(self, outcome: bool = True) -> list[Flash]:
+        """The queued messages, emptied; with ``outcome`` the last job's outcome too (the
+        Optimize page shows that one where the job's progress was, see :meth:`pop_outcome`)."""
         out, self.flashes = self.flashes, []
+        if outcome:
+            last = self.pop_outcome()
+            if last is not None:
+                out.append(last)
+        return out
+
+    def pop_outcome(self) -> Flash | None:
+        """The outcome of the open run's last finished job (collected first when it has just
+        finished), once."""
+        self.collect_outcome()
+        out, self.outcome = self.outcome, None
         return out
 
     # Task ------------------------------------------------------------------------------
@@ -163,7 +251,12 @@ class Studio:
         if self.upload is not None and self.upload.digest == digest and self.upload.filename == filename:
             return self.upload
         self.upload = None
-        columns, rows = preview_columns(data, filename)
+        try:
+            columns, rows = preview_columns(data, filename)
+        except ValueError as e:  # a loader slip (e.g. a NaN in the first rows): still name the file
+            raise TaskFormatError(filename, str(e)) from None
+        if len(columns) < 2:
+            raise one_column_error(filename, columns)
         gi, gt = guess_columns(columns)
         self.upload = UploadPreview(filename, data, digest, columns, rows, gi, gt)
         return self.upload
@@ -178,21 +271,24 @@ class Studio:
         if self.upload is None:
             raise ConfigError("upload", "upload a file first")
         if len(self.upload.columns) < 2:
-            load_task_bytes(self.upload.data, self.upload.filename)  # raises the loader's own error
+            raise one_column_error(self.upload.filename, self.upload.columns)
         if input_column == target_column:
-            raise ConfigError("columns", "the input and target columns must differ")
+            raise ConfigError("Target column", f"the input and target columns are both {input_column!r}; "
+                                               "choose two different columns")
         task = load_task_bytes(self.upload.data, self.upload.filename, input_column=input_column,
                                target_column=target_column, answer_type=answer_type or None)
         self._set_task(task, f"uploaded file {self.upload.filename}")
         return task
 
-    def _set_task(self, task: Task, origin: str) -> None:
+    def _set_task(self, task: Task, origin: str, splits: SplitSettings | None = None) -> None:
         self.task = task
         self.task_origin = origin
         self.task_version += 1  # pages key their task widgets on it, so they reset
         n = len(task.examples)
         seed = self.settings.splits.seed
-        if task.explicit_splits:
+        if splits is not None:
+            pass
+        elif task.explicit_splits:
             splits = SplitSettings(dev_size=len(task.explicit_splits.get("eval", [])),
                                    test_size=len(task.explicit_splits.get("test", [])), seed=seed)
         else:
@@ -276,8 +372,10 @@ class Studio:
 
     def use_models_in_current_run(self) -> RunSettings:
         """Switch the open run to the model settings of the Models page: every later request
-        uses them (temperature and max tokens included) and run.json records them."""
+        uses them (temperature and max tokens included) and run.json records them. Refused
+        (JobBusyError) while a job runs on the run."""
         session = self.require_session()
+        self._require_idle()
         new = session.settings.replace(task_model=self.settings.task_model,
                                        optimizer_model=self.settings.optimizer_model)
         session.use_models(self.build_models(new), new)
@@ -304,12 +402,14 @@ class Studio:
         for role in ROLES:
             if self.models_override is not None:
                 m = self.models_override.task if role == "task" else self.models_override.optimizer
-                out.append({"role": f"{role} model", "backend": "scripted (test)", "model": m.name, "where": "in process"})
+                out.append({"role": f"{role} model", "backend": "scripted (test)", "model": m.name,
+                            "where": "in process"})
                 continue
             s = self.settings.model(role)
             where = {"local": "offline, on this CPU", "demo": "in process"}.get(
                 s.backend, s.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com")
-            out.append({"role": f"{role} model", "backend": BACKEND_LABELS[s.backend], "model": s.model, "where": where})
+            out.append({"role": f"{role} model", "backend": BACKEND_LABELS[s.backend], "model": s.model,
+                        "where": where})
         return out
 
     # Runs ------------------------------------------------------------------------------
@@ -338,7 +438,8 @@ class Studio:
 
     def new_run(self) -> GPOSession:
         """Create a run of the loaded task with the draft settings (a new run id; the
-        previous run stays saved). ConfigError on impossible settings."""
+        previous run stays saved, and a job still running on it goes on). ConfigError on
+        impossible settings."""
         if self.task is None:
             raise ConfigError("task", "load a task first (Task page)")
         settings = self.settings.validate("app")
@@ -348,6 +449,7 @@ class Studio:
         session = GPOSession.create(self.task, settings, models, splits=splits, run_id=run_id,
                                     run_dir=self.store().run_dir(run_id), owner=self.owner)
         self.session = session
+        self.outcome = None
         return session
 
     def require_session(self) -> GPOSession:
@@ -355,6 +457,12 @@ class Studio:
             raise ConfigError("run", "create a run first (Optimize page) or open a saved one (Results page)")
         return self.session
 
+    @property
+    def run_id(self) -> str | None:
+        """Id of the open run, or None."""
+        return self.session.state.run_id if self.session is not None else None
+
+    # Work in the caller's thread (tests, benchmarks) -----------------------------------
     def start(self, on_progress: Progress | None = None) -> dict:
         """Score the starting prompt on dev (and test). Returns the run's initial record."""
         return self.require_session().start(on_progress)
@@ -366,36 +474,32 @@ class Studio:
 
     def accept(self, candidate_id: str, text: str | None = None, on_progress: Progress | None = None) -> StepRecord:
         """Accept a candidate, optionally with edited text (scored on dev first)."""
-        session = self.require_session()
-        step = session.accept(candidate_id, text=text, on_progress=on_progress)
-        self.rejected = set()
-        return step
+        return self.require_session().accept(candidate_id, text=text, on_progress=on_progress)
 
     def accept_best(self, on_progress: Progress | None = None) -> StepRecord:
         """Accept the best not-yet-chosen candidate of the pending step."""
-        step = self.require_session().accept_best(on_progress)
-        self.rejected = set()
-        return step
+        return self.require_session().accept_best(on_progress)
 
-    def reject(self, candidate_id: str) -> None:
-        """Mark one candidate rejected in this page (the engine keeps it in the record)."""
-        self.rejected.add(candidate_id)
+    def reject(self, candidate_id: str, rejected: bool = True) -> CandidateRecord:
+        """Reject one candidate of the pending step (``rejected=False``: restore it). The
+        engine saves it at once and no decision path (auto, Accept best) chooses it."""
+        self._require_idle()
+        return self.require_session().reject(candidate_id, rejected=rejected)
 
-    def unreject(self, candidate_id: str) -> None:
-        self.rejected.discard(candidate_id)
+    def unreject(self, candidate_id: str) -> CandidateRecord:
+        """Restore a rejected candidate of the pending step."""
+        return self.reject(candidate_id, rejected=False)
 
     def reject_all_and_resample(self, on_progress: Progress | None = None) -> StepRecord:
         """Reject every candidate of the pending step and sample the step again."""
         session = self.require_session()
         session.reject_all()
-        self.rejected = set()
         return session.propose(on_progress)
 
     def undo(self) -> StepRecord:
         """Remove the last step record and restore the prompt from before it."""
-        step = self.require_session().undo()
-        self.rejected = set()
-        return step
+        self._require_idle()
+        return self.require_session().undo()
 
     def run_auto(self, n_steps: int, on_step: Callable[[StepRecord], None] | None = None,
                  on_progress: Progress | None = None,
@@ -406,26 +510,173 @@ class Studio:
         if n_steps < 1:
             raise ConfigError("steps", "run at least 1 step")
         # A pending step is decided by the paper's rule first and counts as one of the n.
-        done = session.run_auto(n_steps, on_step=on_step, on_progress=on_progress, should_stop=should_stop)
-        self.rejected = set()
-        return done
+        return session.run_auto(n_steps, on_step=on_step, on_progress=on_progress, should_stop=should_stop)
 
+    # Work in the background (the app) ------------------------------------------------------
+    def job(self) -> JobView | None:
+        """The open run's job (running, or finished and not collected), as a snapshot."""
+        job = self.jobs.get(self.run_id)
+        return job.view() if job is not None else None
+
+    def busy(self) -> bool:
+        """Whether a job is running on the open run (conflicting actions are refused)."""
+        return self.jobs.running(self.run_id) is not None
+
+    def _require_idle(self) -> None:
+        job = self.jobs.running(self.run_id)
+        if job is not None:
+            raise JobBusyError(f"{job.label.rstrip('…')} is still running: wait for it or press Stop")
+
+    def _submit(self, kind: str, label: str, work: Callable[[GPOSession, Job], object],
+                describe: Callable[[object], str] | None = None, *, stoppable: bool = True) -> Job:
+        session = self.require_session()
+        job = self.jobs.submit(session.state.run_id, kind, label, lambda j: work(session, j), session=session,
+                               describe=describe, stoppable=stoppable)
+        self.outcome = None
+        if self.quick_wait_s > 0 and job.wait(self.quick_wait_s):
+            self.collect_outcome()
+        return job
+
+    def submit_start(self) -> Job:
+        """Score the starting prompt on dev and test, in the background."""
+        def describe(init: dict) -> str:
+            test = f", test {_pct(init['test_accuracy'])}" if init.get("test_accuracy") is not None else ""
+            return f"Starting prompt scored: dev {_pct(init['dev_accuracy'])}{test}."
+
+        return self._submit("start", "Scoring the starting prompt on dev and test…",
+                            lambda s, j: s.start(j.on_progress, j.should_stop), describe)
+
+    def submit_new_run(self) -> Job:
+        """Create a run with the draft settings and score its starting prompt in the background."""
+        self.new_run()
+        return self.submit_start()
+
+    def submit_next_step(self) -> Job:
+        """The next step's model work (sampling, scoring on dev), in the background."""
+        session = self.require_session()
+        t, total = session.next_step_number, session.config.steps
+        return self._submit("step",
+                            f"Running step {t} of {total}: retrieving, sampling candidates, scoring them on dev…",
+                            lambda s, j: s.propose(j.on_progress, j.should_stop),
+                            lambda step: f"Step {step.step}: {len(step.candidates)} candidates ready. "
+                                         "Accept one or reject all.")
+
+    def submit_accept(self, candidate_id: str, text: str | None = None) -> Job:
+        """Accept a candidate (hand-edited ``text``: scored on dev first); the chosen prompt
+        is scored on test, in the background."""
+        label = (f"Scoring the edited {candidate_id} on dev, then test…" if text is not None
+                 else f"Accepting {candidate_id}: scoring it on test…")
+        return self._submit("accept", label, lambda s, j: s.accept(candidate_id, text=text, on_progress=j.on_progress),
+                            stoppable=False)
+
+    def submit_accept_best(self) -> Job:
+        """Accept the best not-yet-chosen candidate (scored on test), in the background."""
+        return self._submit("accept", "Accepting the best candidate…",
+                            lambda s, j: s.accept_best(j.on_progress), stoppable=False)
+
+    def submit_reject_all(self) -> Job:
+        """Reject every candidate of the pending step now; sample the step again in the background."""
+        self._require_idle()
+        session = self.require_session()
+        step = session.reject_all()
+        return self._submit("resample", f"Rejected all; sampling step {step.step} again…",
+                            lambda s, j: s.propose(j.on_progress, j.should_stop),
+                            lambda st: f"Step {st.step}, attempt {st.attempt}: {len(st.candidates)} new candidates.")
+
+    def submit_run_auto(self, n_steps: int) -> Job:
+        """Run up to ``n_steps`` steps with the paper's automatic choice, in the background;
+        each finished step is logged in the job and saved at once."""
+        if n_steps < 1:
+            raise ConfigError("Steps", "run at least 1 step")
+        self.require_session()
+        self.auto_steps = int(n_steps)
+
+        def work(session: GPOSession, job: Job) -> list[StepRecord]:
+            from gpo_core.studio.views import decision_text
+
+            return session.run_auto(int(n_steps), on_step=lambda st: job.add_log(decision_text(st)),
+                                    on_progress=job.on_progress, should_stop=job.should_stop)
+
+        return self._submit("auto", f"Running {int(n_steps)} steps automatically…", work,
+                            lambda done: f"Ran {len(done)} steps automatically.")
+
+    def stop(self) -> bool:
+        """Ask the open run's job to stop after the model call in flight (every finished step
+        is kept). False when nothing is running."""
+        job = self.jobs.running(self.run_id)
+        return job.request_stop() if job is not None else False
+
+    def collect_outcome(self) -> Flash | None:
+        """When the open run's job has finished: take it out of the registry and keep its
+        outcome (success message, "stopped" note or error) in :attr:`outcome`, to show once."""
+        job = self.jobs.collect(self.run_id)
+        if job is None:
+            return None
+        v = job.view()
+        session = job.session or self.session
+        done = len(session.state.decided_steps) if session is not None else 0
+        total = session.config.steps if session is not None else 0
+        what = v.label.split(":")[0].rstrip("…").rstrip(".")
+        if v.state == "stopped":
+            flash = Flash("info", f"Stopped. Every finished step is kept: {done} of {total} steps done.")
+        elif v.state == "failed":
+            kept = f" Every finished step is kept: {done} of {total} steps done." if v.kind != "start" else ""
+            flash = Flash("error", f"{what} failed: {(v.error or 'unknown error').rstrip('.')}.{kept}")
+        elif v.message:
+            flash = Flash("success", v.message)
+        else:
+            flash = None
+        self.outcome = flash
+        return flash
+
+    # Saved runs ------------------------------------------------------------------------
     def saved_runs(self) -> list[dict]:
         """Saved runs, newest first (see RunStore.list_runs)."""
         return self.store().list_runs()
 
     def open_run(self, run_id: str, take_over: bool = False) -> GPOSession:
-        """Reopen a saved run to inspect or resume it, on the models saved with it.
-        RunInUseError when another live session holds the run (``take_over`` to take it),
-        RunFileError for an unreadable run or an id outside the runs folder."""
+        """Reopen a saved run to inspect or resume it, on the models saved with it, and load
+        its task (rebuilt from the run: a new run on the same data needs no upload).
+
+        When this process has a job on the run (running, or finished and not yet shown), the
+        live session of that job is attached instead of a copy from disk, so its progress
+        and result are seen here. RunInUseError when another live session holds the run
+        (``take_over`` to take it), RunFileError for an unreadable run or an id outside the
+        runs folder."""
         store = self.store()
         run_dir = store.run_dir(run_id)
-        from gpo_core.runs.repository import load_run
+        live = self.jobs.session_for(run_id)
+        if live is not None and live.run_dir is not None and Path(live.run_dir).resolve() == run_dir.resolve():
+            # The same browser (a reload keeps the owner token) attaches at once; another one
+            # only when it asks to take the run over, and then shares the live session.
+            if live.owner != self.owner and not take_over:
+                raise RunInUseError(f"run {run_id} is open in another session, which is working on it now; "
+                                    "open it anyway to take it over")
+            session = live
+        else:
+            saved = load_run(run_dir).settings  # the run continues on the models it was made with
+            session = GPOSession.open(run_dir, self.build_models(saved), owner=self.owner, take_over=take_over)
+        self.session = session
+        self.outcome = None
+        state = session.state
+        self._set_task(task_from_run(state), f"run {state.run_id} (its saved examples)",
+                       SplitSettings(dev_size=len(state.splits.get("dev", [])),
+                                     test_size=len(state.splits.get("test", [])),
+                                     seed=session.settings.splits.seed))
+        return session
 
-        saved = load_run(run_dir).settings  # the run continues on the models it was made with
-        self.session = GPOSession.open(run_dir, self.build_models(saved), owner=self.owner, take_over=take_over)
-        self.rejected = set()
-        return self.session
+    def reopen_from_address(self, run_id: str) -> bool:
+        """Open the run named in the page address (a reload, a bookmarked link). Never
+        raises: a problem becomes a message; returns whether the run is open."""
+        try:
+            self.open_run(run_id)
+        except RunInUseError as e:
+            self.flash("warning", f"{e}. Open it on the Results page to take it over.")
+            return False
+        except GPOError as e:
+            self.flash("error", f"The run in the address ({run_id}) cannot be opened: {e}")
+            return False
+        return True
 
     # Views of the current run ----------------------------------------------------------
     def shown_step(self) -> StepRecord | None:

@@ -91,6 +91,13 @@ def progress_fraction(done: int, total: int) -> float:
     return 0.0 if total <= 0 else max(0.0, min(1.0, done / total))
 
 
+def job_progress_text(phase: str | None, done: int, total: int) -> str:
+    """The progress line of a running job ("Starting…" before its first report)."""
+    if phase is None:
+        return "Starting (the first call may load the models)…"
+    return progress_text(phase, done, total)
+
+
 # ----------------------------------------------------------------------------- task
 
 
@@ -133,7 +140,8 @@ def retrieved_frame(step: StepRecord) -> pd.DataFrame:
     """The update direction of a step: each retrieved trajectory prompt with its dev score
     (0-100, as the meta-prompt shows it), its cosine similarity to the current prompt and
     why it was picked. Ordered as in the meta-prompt (best last)."""
-    rows = [{"prompt": r.prompt, "dev score": r.score, "similarity": None if r.similarity is None else round(r.similarity, 3),
+    rows = [{"prompt": r.prompt, "dev score": r.score,
+             "similarity": None if r.similarity is None else round(r.similarity, 3),
              "from step": r.step, "why": r.reason, "entry": r.entry_id} for r in step.retrieved]
     return pd.DataFrame(rows, columns=["prompt", "dev score", "similarity", "from step", "why", "entry"])
 
@@ -143,12 +151,46 @@ def candidate_tokens(cand: CandidateRecord) -> int:
     return cand.usage.total_tokens
 
 
-def candidate_state(cand: CandidateRecord, step: StepRecord, rejected: set[str] | frozenset = frozenset()) -> str:
-    """How a candidate stands: "chosen", "rejected", "duplicate of …", "over budget
-    (not scored)", "failed", or "scored"."""
+def candidate_cached(cand: CandidateRecord) -> bool:
+    """Whether the candidate's dev scoring was answered (at least partly) from the response
+    cache: its usage counts cached calls."""
+    return cand.usage.cached_calls > 0
+
+
+def candidate_tokens_text(cand: CandidateRecord) -> str:
+    """The candidate's dev-scoring tokens for people: "1,234" when the model answered every
+    call; "cached · 1,234" when the response cache did (the tokens those calls cost when they
+    were made: nothing is spent again); "1,234 + 800 cached (3 of 8 calls cached)" when it
+    answered some. A cached candidate never reads as a free "0"."""
+    u = cand.usage
+    cached_tokens = getattr(u, "cached_tokens", 0)
+    if u.cached_calls <= 0:
+        return f"{u.total_tokens:,}"
+    if u.cached_calls >= u.calls:
+        tokens = cached_tokens or u.total_tokens
+        return f"cached · {tokens:,}" if tokens else "cached"
+    return f"{u.total_tokens:,} + {cached_tokens:,} cached ({u.cached_calls} of {u.calls} calls cached)"
+
+
+def budget_badge(cand: CandidateRecord, step: StepRecord) -> str:
+    """A Markdown badge: the candidate's measured edit distance against the step's budget."""
+    if cand.edit_distance > step.budget:
+        return f":red-badge[over budget: {cand.edit_distance} > {step.budget} words]"
+    return f":green-badge[within budget: {cand.edit_distance} ≤ {step.budget} words]"
+
+
+def schedule_text(budgets: list[int], current: int | None = None) -> str:
+    """The edit-budget schedule as one Markdown line ("50 · 48 · **43** · …"), the budget of
+    step ``current`` (1-based) in bold."""
+    return " · ".join(f"**{b}**" if i == current else str(b) for i, b in enumerate(budgets, start=1))
+
+
+def candidate_state(cand: CandidateRecord, step: StepRecord) -> str:
+    """How a candidate stands: "chosen", "rejected" (by the user, or the whole attempt),
+    "duplicate of …", "over budget (not scored)", "failed", or "scored"."""
     if step.decision is not None and step.decision.candidate_id == cand.id:
         return "chosen"
-    if cand.id in rejected or (step.decision is not None and step.decision.kind == "reject_all"):
+    if cand.rejected or (step.decision is not None and step.decision.kind == "reject_all"):
         return "rejected"
     if cand.status == "duplicate":
         return f"duplicate of {cand.duplicate_of}"
@@ -159,15 +201,17 @@ def candidate_state(cand: CandidateRecord, step: StepRecord, rejected: set[str] 
     return "scored"
 
 
-def candidates_frame(step: StepRecord, rejected: set[str] | frozenset = frozenset()) -> pd.DataFrame:
+def candidates_frame(step: StepRecord) -> pd.DataFrame:
     """One row per candidate: id, dev accuracy (%), edit distance (words), budget (words),
-    whether it is over budget, tokens, state, origin and the text."""
+    whether it is over budget, tokens (text: "cached · …" for cached scoring), state,
+    origin and the text."""
     rows = []
     for c in step.candidates:
-        rows.append({"candidate": c.id, "dev accuracy": None if c.dev_accuracy is None else round(100 * c.dev_accuracy, 1),
+        rows.append({"candidate": c.id,
+                     "dev accuracy": None if c.dev_accuracy is None else round(100 * c.dev_accuracy, 1),
                      "edit distance": c.edit_distance, "budget": step.budget,
-                     "over budget": c.edit_distance > step.budget, "tokens": candidate_tokens(c),
-                     "state": candidate_state(c, step, rejected), "origin": c.origin, "text": c.text})
+                     "over budget": c.edit_distance > step.budget, "tokens": candidate_tokens_text(c),
+                     "state": candidate_state(c, step), "origin": c.origin, "text": c.text})
     return pd.DataFrame(rows, columns=["candidate", "dev accuracy", "edit distance", "budget", "over budget",
                                        "tokens", "state", "origin", "text"])
 
@@ -202,7 +246,8 @@ def chosen_path(state: RunState) -> pd.DataFrame:
     rows = []
     init = state.initial
     if init is None:
-        return pd.DataFrame(columns=["step", "prompt", "dev", "test", "best dev", "edit distance", "budget", "decision"])
+        return pd.DataFrame(columns=["step", "prompt", "dev", "test", "best dev", "edit distance", "budget",
+                                     "decision"])
     dev, test, prompt = init["dev_accuracy"], init.get("test_accuracy"), init["prompt"]
     rows.append({"step": 0, "prompt": prompt, "dev": dev, "test": test, "edit distance": None, "budget": None,
                  "decision": "start"})
@@ -273,11 +318,12 @@ def steps_frame(state: RunState) -> pd.DataFrame:
             "dev accuracy": round(100 * chosen.dev_accuracy, 1) if chosen and chosen.dev_accuracy is not None else None,
             "test accuracy": round(100 * st.chosen_test_accuracy, 1) if st.chosen_test_accuracy is not None else None,
             "candidates": len(st.candidates), "tokens": st.usage.total_tokens,
+            "cached calls": st.usage.cached_calls,
             "retries": st.usage.retries, "failed calls": st.usage.failed_calls, "seconds": round(st.seconds, 1),
         })
     return pd.DataFrame(rows, columns=["step", "budget", "decision", "chosen", "edit distance", "dev accuracy",
-                                       "test accuracy", "candidates", "tokens", "retries", "failed calls",
-                                       "seconds"])
+                                       "test accuracy", "candidates", "tokens", "cached calls", "retries",
+                                       "failed calls", "seconds"])
 
 
 def prompt_options(session: GPOSession) -> list[tuple[str, str]]:
@@ -304,7 +350,8 @@ def _short(text: str, n: int = 60) -> str:
 def records_frame(records: list[dict], wrong_only: bool = False) -> pd.DataFrame:
     """Per-example results of one prompt: input, target, parsed answer, correct, model
     output, tokens, error. ``wrong_only`` keeps the wrong answers."""
-    rows = [{"input": r["input"], "target": r["target"], "answer": r.get("parsed_answer"), "correct": bool(r["correct"]),
+    rows = [{"input": r["input"], "target": r["target"], "answer": r.get("parsed_answer"),
+             "correct": bool(r["correct"]),
              "output": r.get("raw_output", ""), "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0),
              "error": r.get("error") or ""} for r in records if not (wrong_only and r["correct"])]
     return pd.DataFrame(rows, columns=["input", "target", "answer", "correct", "output", "tokens", "error"])

@@ -63,13 +63,13 @@ def split_task(
         n = len(examples)
         assert dev_size is not None and test_size is not None  # checked above
         if dev_size > n:
-            raise ConfigError("dev_size", f"dev_size={dev_size} but the task has only {n} examples")
+            raise ConfigError("dev_size", f"{dev_size} dev examples asked for, but the task has only {n} examples")
         if test_size > n:
-            raise ConfigError("test_size", f"test_size={test_size} but the task has only {n} examples")
+            raise ConfigError("test_size", f"{test_size} test examples asked for, but the task has only {n} examples")
         if dev_size + test_size > n:
             raise ConfigError(
                 "dev_size",
-                f"dev_size={dev_size} + test_size={test_size} = {dev_size + test_size} "
+                f"{dev_size} dev + {test_size} test = {dev_size + test_size} examples "
                 f"exceeds the {n} examples of the task",
             )
         shuffler = rng if rng is not None else random.Random(seed)
@@ -96,14 +96,14 @@ def _check_size(name: str, value: int | None, *, allow_none: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(name, f"must be a whole number of examples, got {value!r}")
     if value < 0:
-        raise ConfigError(name, f"{name}={value} is negative; use 0 or more examples")
+        raise ConfigError(name, f"must be 0 or more examples, got {value}")
 
 
 def _take(setting: str, pool: list[Example], size: int | None, what: str) -> list[Example]:
     if size is None:
         return pool
     if size > len(pool):
-        raise ConfigError(setting, f"{setting}={size} but the task's {what} has only {len(pool)} examples")
+        raise ConfigError(setting, f"{size} examples asked for, but the task's {what} has only {len(pool)}")
     return pool[:size]
 
 
@@ -114,7 +114,8 @@ PAPER_TEST_SIZE = 144
 MIN_TRAIN_LEFT = 10
 
 
-def default_split_sizes(task: Task, dev_size: int | None = None, test_size: int | None = None) -> tuple[int | None, int | None]:
+def default_split_sizes(task: Task, dev_size: int | None = None,
+                        test_size: int | None = None) -> tuple[int | None, int | None]:
     """Fill in unset split sizes. Explicit splits keep ``None`` (= the whole split).
     Otherwise dev defaults to min(48, n // 4) and test to min(144, n - dev - 10), n = examples."""
     if task.explicit_splits:

@@ -1,0 +1,216 @@
+"""Issue 9, "an app that never drops work": long work runs in a background job per run.
+
+The Optimize page submits jobs from button callbacks and shows the running job (progress,
+finished steps, Stop); the job lives in a process-wide registry keyed by run id, so a reload
+or a page change neither cancels nor loses it. AppTest runs a page script synchronously and
+does not fire ``st.fragment(run_every=...)``: these tests wait for the job, then run the page
+again, as the polling fragment would.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gpo_core.models.base import ChatRequest, Completion
+from gpo_core.models.demo import demo_models
+from gpo_core.optimizer.session import GPOSession, Models
+from gpo_core.runs.repository import RunStore
+from gpo_core.studio.studio import Studio
+from gpo_core.studio.worker import JobBusyError, JobRegistry
+
+from app_support import app_for, arithmetic_studio, click, no_exception, settle, texts, wait_idle
+
+LATENCY_S = 0.03
+
+
+def _slow_studio(tmp_path, steps: int = 3, **kwargs) -> Studio:
+    """A started run on demo models that take LATENCY_S per call; submits return at once."""
+    studio = arithmetic_studio(tmp_path, **kwargs)
+    studio.models_override = demo_models(latency_s=LATENCY_S)
+    studio.update_config(steps=steps, candidates=2)
+    studio.quick_wait_s = 0  # show the running job, however quick
+    studio.new_run()
+    studio.start()
+    return studio
+
+
+def _wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_next_step_runs_in_the_background_with_progress_and_conflicting_buttons_disabled(tmp_path):
+    studio = _slow_studio(tmp_path)
+    at = app_for(studio, "pages/optimize.py")
+    at.button(key="next_step").click().run()
+    no_exception(at)
+    assert studio.busy()
+    assert any(t.startswith("**Running step 1 of 3") for t in texts(at.markdown)), texts(at.markdown)
+    assert any("The work goes on if you leave this page or reload it." in t for t in texts(at.caption))
+    for key in ("next_step", "run_auto"):
+        assert at.button(key=key).disabled, key
+    assert not at.button(key="stop_auto").disabled
+    at.session_state["settings_box_run"] = True  # "Start a new run" waits too
+    at.run()
+    assert at.button(key="new_run").disabled or not studio.busy()
+    settle(at)
+    no_exception(at)
+    assert not studio.busy()
+    assert "Step 1: 2 candidates ready. Accept one or reject all." in texts(at.success)
+    assert texts(at.subheader)[0].startswith("Step 1 of 3")
+    assert not at.button(key="accept_best").disabled
+
+
+def test_stop_during_an_automatic_run_keeps_every_finished_step(tmp_path):
+    studio = _slow_studio(tmp_path, steps=4)
+    at = app_for(studio, "pages/optimize.py")
+    at.number_input(key="auto_n").set_value(4)
+    at.button(key="run_auto").click().run()
+    no_exception(at)
+    job = studio.jobs.get(studio.run_id)
+    _wait_for(lambda: len(job.view().log) >= 1)
+    at.run()  # the page shows the finished step in the job's log
+    assert any(t.startswith("Step 1: auto") for t in texts(at.text)), texts(at.text)
+    at.button(key="stop_auto").click().run()
+    assert job.view().stop_requested
+    settle(at)
+    no_exception(at)
+    decided = len(studio.session.state.decided_steps)
+    assert 1 <= decided < 4 and studio.session.state.pending_step is None
+    assert f"Stopped. Every finished step is kept: {decided} of 4 steps done." in texts(at.info), job.view()
+    saved = GPOSession.open(RunStore(studio.runs_root).run_dir(studio.run_id), studio.build_models(), take_over=True)
+    assert len(saved.state.decided_steps) == decided  # every finished step is on disk
+    assert not at.button(key="run_auto").disabled  # the run resumes from here
+
+
+class _DownOptimizer:
+    """An optimizer endpoint that fails every call."""
+
+    name, max_concurrency = "down-optimizer", 4
+
+    def complete(self, request: ChatRequest) -> Completion:
+        return Completion(text="", attempts=3, error="connection refused (gave up after 3 attempts)")
+
+
+def test_a_failed_job_shows_its_error_on_the_page_not_in_a_collapsed_box(tmp_path):
+    studio = arithmetic_studio(tmp_path)
+    demo = demo_models()
+    studio.models_override = Models(demo.task, _DownOptimizer(), demo.embedder)
+    studio.update_config(steps=3, candidates=2)
+    at = app_for(studio, "pages/optimize.py")
+    click(at, "new_run")
+    click(at, "next_step")
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("Running step 1 of 3 failed: every optimizer call failed"), errors
+    assert "Every finished step is kept: 0 of 3 steps done." in errors[0]
+    assert all(not e.error for e in at.expander)  # shown on the page itself, not inside a box
+    assert not at.button(key="next_step").disabled  # try again
+
+
+def test_navigating_away_and_back_does_not_cancel_the_job(tmp_path):
+    studio = _slow_studio(tmp_path)
+    at = app_for(studio, "pages/optimize.py")
+    at.number_input(key="auto_n").set_value(3)
+    at.button(key="run_auto").click().run()
+    at.switch_page("pages/results.py").run()
+    no_exception(at)
+    if studio.busy():  # the sidebar tells the work goes on
+        assert "Working in the background" in texts(at.sidebar.caption)
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/optimize.py").run()
+    settle(at)
+    no_exception(at)
+    assert len(studio.session.state.decided_steps) == 3
+    assert "Ran 3 steps automatically." in texts(at.success)
+
+
+def test_a_reloaded_tab_attaches_to_the_job_still_running_on_its_run(tmp_path):
+    first = _slow_studio(tmp_path)
+    first.submit_run_auto(3)
+    assert first.busy()
+    # the reload: a new browser session with the owner token and run id from the address
+    again = Studio(runs_root=first.runs_root, models_override=first.models_override, owner=first.owner)
+    again.open_run(first.run_id)
+    assert again.session is first.session and again.busy()  # the live session, not a copy from disk
+    at = app_for(again, "pages/optimize.py")
+    assert any(t.startswith("**Running 3 steps automatically") for t in texts(at.markdown))
+    settle(at)
+    assert len(again.session.state.decided_steps) == 3
+    assert "Ran 3 steps automatically." in texts(at.success)
+
+
+def test_another_browser_cannot_silently_take_a_run_that_is_working(tmp_path):
+    first = _slow_studio(tmp_path)
+    first.submit_run_auto(3)
+    other = Studio(runs_root=first.runs_root, models_override=first.models_override)
+    from gpo_core.runs.repository import RunInUseError
+
+    with pytest.raises(RunInUseError, match="open it anyway"):
+        other.open_run(first.run_id)
+    wait_idle(first)
+
+
+def test_one_job_per_run_at_a_time(tmp_path):
+    studio = _slow_studio(tmp_path)
+    studio.submit_run_auto(2)
+    with pytest.raises(JobBusyError, match="still running"):
+        studio.submit_next_step()
+    with pytest.raises(JobBusyError):
+        studio.undo()
+    wait_idle(studio)
+    assert len(studio.session.state.decided_steps) == 2
+
+
+def test_a_job_survives_its_browser_session(tmp_path):
+    """The registry holds the job, not the page: dropping every reference to the Studio that
+    submitted it (a closed tab) leaves the work running and its outcome collectable."""
+    registry = JobRegistry()
+    studio = _slow_studio(tmp_path)
+    studio.jobs = registry
+    run_id, owner = studio.run_id, studio.owner
+    studio.submit_run_auto(2)
+    del studio
+    job = registry.get(run_id)
+    assert job is not None and job.wait(60)
+    again = Studio(runs_root=tmp_path / "runs", models_override=demo_models(), owner=owner, jobs=registry)
+    again.open_run(run_id)
+    assert again.collect_outcome().text == "Ran 2 steps automatically."
+    assert len(again.session.state.decided_steps) == 2
+
+
+def test_a_job_reports_progress_log_result_and_errors():
+    registry = JobRegistry()
+
+    def work(job):
+        job.on_progress("dev", 3, 4)
+        job.add_log("Step 1: done.")
+        return 42
+
+    ok = registry.submit("run-a", "auto", "Working…", work, describe=lambda r: f"got {r}")
+    assert ok.wait(10)
+    v = ok.view()
+    assert (v.state, v.phase, v.done, v.total, v.log, v.message, v.error) == \
+        ("done", "dev", 3, 4, ("Step 1: done.",), "got 42", None)
+    assert registry.collect("run-a") is ok and registry.get("run-a") is None  # shown once
+
+    def boom(job):
+        raise RuntimeError("disk full")
+
+    bad = registry.submit("run-b", "step", "Running step 1 of 3: …", boom)
+    assert bad.wait(10) and bad.view().state == "failed"
+    assert bad.view().error == "unexpected RuntimeError: disk full"
+
+    def until_stopped(job):
+        while not job.should_stop():
+            time.sleep(0.01)
+        return []
+
+    slow = registry.submit("run-c", "auto", "Running…", until_stopped)
+    with pytest.raises(JobBusyError):
+        registry.submit("run-c", "step", "again", until_stopped)
+    assert slow.request_stop() and slow.wait(10) and slow.view().state == "stopped"
+    assert not slow.request_stop()  # nothing to stop any more
