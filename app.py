@@ -17,8 +17,9 @@ import streamlit as st
 
 from gpo_core.models.demo import HashingEmbedder
 from gpo_core.models.provider import ModelProvider
-from gpo_core.studio import views
-from gpo_core.studio.studio import Studio, demo_mode
+from gpo_core.studio.draft import demo_mode
+from gpo_core.studio.studio import Studio
+from gpo_core.studio.views import markup
 
 #: Seconds between two looks at a running job (only while one runs).
 POLL_S = 0.5
@@ -47,16 +48,17 @@ if "studio" not in st.session_state:
     studio = Studio(provider=PROVIDER, owner=st.query_params.get("sid"))
     st.session_state["studio"] = studio
     address_run = st.query_params.get("run")
-    if address_run and not studio.reopen_from_address(address_run):
+    if address_run and not studio.runs.reopen_from_address(address_run):
         del st.query_params["run"]
 studio: Studio = st.session_state["studio"]
 
 # The address names this browser session's lease token and its open run (kept up to date on
 # every full run: page changes may drop query parameters).
-if st.query_params.get("sid") != studio.owner:
-    st.query_params["sid"] = studio.owner
-if studio.run_id is not None and st.query_params.get("run") != studio.run_id:
-    st.query_params["run"] = studio.run_id
+if st.query_params.get("sid") != studio.runs.owner:
+    st.query_params["sid"] = studio.runs.owner
+open_run = studio.runs.run_id
+if open_run is not None and st.query_params.get("run") != open_run:
+    st.query_params["run"] = open_run
 
 pages = {
     "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -79,24 +81,24 @@ if goto is not None:
 def sidebar_job() -> None:
     """The open run's running job, in the sidebar; a full rerun when a step has finished
     since the page was drawn (the page shows it) and when the job ends."""
-    job = studio.job()
+    job = studio.actions.job()
     if job is None or not job.running or st.session_state.get("job_seen") != (job.id, len(job.log)):
         st.rerun()
     st.caption("Working in the background")
-    st.progress(views.progress_fraction(job.done, job.total), text=job.label)
-    st.caption(views.escape_markdown(views.job_progress_text(job.phase, job.done, job.total)))
+    st.progress(markup.progress_fraction(job.done, job.total), text=job.label)
+    st.caption(markup.escape_markdown(markup.job_progress_text(job.phase, job.done, job.total)))
 
 
 with st.sidebar:
     # The Models page applies its widgets in on_change callbacks, before this script runs,
     # so these lines are current on the same rerun.
     st.caption("Active models")
-    for m in studio.active_models():
+    for m in studio.models.active():
         st.text(f"{m['role']}: {m['model']}\n({m['backend']})")
-    if studio.session is not None:
+    if open_run is not None:
         st.caption("Run")
-        st.text(studio.session.state.run_id)
-        job = studio.job()
+        st.text(open_run)
+        job = studio.actions.job()
         if job is not None and job.running and page.title != "Optimize":
             st.session_state["job_seen"] = (job.id, len(job.log))
             sidebar_job()

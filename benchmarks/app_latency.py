@@ -11,7 +11,7 @@
    start, then for each step click "Next step" and wait until the step is rendered (the
    "Waiting for your decision" note and the last button of the page, "Accept best", are
    visible), then "Accept best". Click-to-rendered time minus the engine's own time for
-   the same step, measured in-process through the same Studio facade with the same fakes,
+   the same step, measured in-process through the same Studio object with the same fakes,
    the same CSV, splits and settings = the overhead of the app (Streamlit reruns, rendering,
    websocket, browser). The click is a mouse click at the button's centre (since issue 9;
    before, ``locator.click()``, whose actionability waits added tens of ms). Reported: the
@@ -24,6 +24,8 @@
    the page is drawn again when it ends (a fragment looks every 0.5 s).
 
 Usage: .venv/bin/python benchmarks/app_latency.py [--steps 10]
+
+Over 300 lines: one self-contained benchmark script (server, browser, engine timing, report).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def get_ok(url: str) -> bool:
 
 
 def engine_times(csv: bytes, steps: int, home: Path) -> list[float]:
-    """propose() time per step through the same Studio facade and models as the app in demo
+    """propose() time per step through the same Studio object and models as the app in demo
     mode (the demo backend behind the response cache, the demo's hashing embedder), in-process."""
     os.environ["GPO_STUDIO_FAKE_MODELS"] = "1"
     from gpo_core.models.demo import HashingEmbedder
@@ -81,18 +83,18 @@ def engine_times(csv: bytes, steps: int, home: Path) -> list[float]:
 
     provider = ModelProvider(cache_path=home / "responses.sqlite", embedder_factory=HashingEmbedder)
     studio = Studio(runs_root=home / "runs", provider=provider)
-    studio.preview_upload(csv, "arith.csv")
-    studio.load_upload("question", "answer")
-    studio.update_splits(dev_size=DEV, test_size=TEST, seed=0)
-    studio.update_config(steps=steps, candidates=CANDIDATES)
-    studio.new_run()
-    studio.start()
+    studio.tasks.preview_upload(csv, "arith.csv")
+    studio.tasks.load_upload("question", "answer")
+    studio.tasks.update_splits(dev_size=DEV, test_size=TEST, seed=0)
+    studio.draft.update_optimizer(steps=steps, candidates=CANDIDATES)
+    studio.runs.create()
+    studio.actions.start()
     out = []
     for _ in range(steps):
         t0 = timer()
-        studio.next_step()
+        studio.actions.next_step()
         out.append(timer() - t0)
-        studio.accept_best()
+        studio.actions.accept_best()
     return out
 
 

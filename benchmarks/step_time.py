@@ -120,7 +120,7 @@ def main() -> None:
                 print(f"rep {rep}: engine {e:.3f}s floor {f:.3f}s ratio {e / f:.3f}", flush=True)
 
             if a.profile:
-                from pyinstrument import Profiler
+                from pyinstrument import Profiler  # pyright: ignore[reportMissingImports]  # bench extra, may be absent
 
                 s = make_session(task, models, tmp / "prof", conc, server.base_url)
                 s.start()

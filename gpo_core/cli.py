@@ -11,51 +11,38 @@ next request on (printed as ``--optimizer-model: a -> b``), ``--steps`` extends 
 down to the steps already done) the run, and every flag that cannot change mid-run (the
 task, the splits, the other optimizer settings) is refused by name unless it repeats the
 saved value, so the command that made a run can be rerun with ``--resume`` added.
+
+This module is the argument parser and the dispatch only: settings from the given flags
+are made by :mod:`gpo_core.runs.flags`, the resume rules live in :mod:`gpo_core.runs.resume`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.optimizer.direction import SELECTION_STRATEGIES
 from gpo_core.optimizer.schedule import SCHEDULE_KINDS, budget_schedule
+from gpo_core.runs.flags import settings_from_flags
+from gpo_core.runs.resume import resume_settings
 from gpo_core.settings import (
-    LOCAL_DEFAULT_MODEL,
-    ModelSettings,
+    DIRECTION_ORDERS,
+    DIRECTION_POOLS,
+    EXEMPLAR_DRAWS,
+    PRESETS,
     OptimizerSettings,
-    RunSettings,
     SplitSettings,
     default_model_settings,
-    default_run_settings,
     label_for,
-    label_of,
 )
-
-if TYPE_CHECKING:
-    from gpo_core.runs.records import RunState
 
 #: The engine's names of the task-loading settings -> their flags.
 _TASK_FLAGS = {"answer_type": "--answer-type", "instruction_position": "--position",
                "initial_instruction": "--instruction", "input_column": "--input-column",
                "target_column": "--target-column", "task": "--task", "out": "--out"}
-#: Model flags (dest names); each applies to the model roles it names.
-_MODEL_DESTS = ("backend", "model", "task_model", "optimizer_model", "base_url", "task_temperature",
-                "optimizer_temperature", "task_max_tokens", "optimizer_max_tokens", "concurrency", "timeout")
-
-
-def _dest(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
-
-
-def _flagged_fields(cls: type) -> dict[str, str]:
-    """dest -> field name of every field of ``cls`` that carries a CLI flag."""
-    return {_dest(f.metadata["flag"]): f.name for f in fields(cls) if f.metadata.get("flag")}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--task", default=None, help="task file (.csv/.jsonl/.json) or folder with train/eval/test "
                    "files (required for a new run; resume uses the run's saved examples)")
     r.add_argument("--out", required=True, help="output folder: run.json, records/, final_prompt.txt")
-    r.add_argument("--steps", type=int, default=None, help=f"total optimization steps T (default {d.steps}, "
-                   "the paper's); with --resume: extend or shorten the run")
+    r.add_argument("--steps", type=int, default=None, help="total optimization steps T (default: set by "
+                   "--epochs, the paper's); with --resume: extend or shorten the run")
     r.add_argument("--candidates", type=int, default=None, help=f"candidates sampled per step (default {d.candidates})")
     r.add_argument("--dev-size", type=int, default=None, help="dev examples that score candidates (default: a "
                    "folder's whole eval split, else min(48, n/4))")
@@ -100,6 +87,26 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"task exemplars in the meta-prompt (default {d.n_exemplars})")
     r.add_argument("--policy", default=None, help=f"decision policy (default {d.policy}: the best candidate "
                    "not chosen before)")
+    r.add_argument("--direction-pool", choices=DIRECTION_POOLS, default=None,
+                   help="prompts the update direction retrieves from: chosen = the start prompt and each step's "
+                        "chosen prompt (the reference code), all = every scored candidate "
+                        f"(default {d.direction_pool})")
+    r.add_argument("--direction-order", choices=DIRECTION_ORDERS, default=None,
+                   help="order of the retrieved prompts in the meta-prompt: reference = as the strategy picks them, "
+                        f"score = ascending, best last (default {d.direction_order})")
+    r.add_argument("--layout", default=None, help=f"meta-prompt layout: gpo (the reference code's), opro or short "
+                   f"(default {d.layout})")
+    r.add_argument("--exemplar-draw", choices=EXEMPLAR_DRAWS, default=None,
+                   help=f"task exemplars drawn once per run or at each step (default {d.exemplar_draw})")
+    r.add_argument("--epochs", type=int, default=None,
+                   help="set T from the data: epochs x steps per epoch (train examples / --batch-size); "
+                        f"default {PRESETS['paper'][0].epochs} (the paper's) unless --steps is given")
+    r.add_argument("--batch-size", type=int, default=None,
+                   help=f"train examples per step when --epochs sets T (default {d.batch_size})")
+    r.add_argument("--protocol", choices=("auto", "reference", "single"), default=None,
+                   help="scoring protocol: reference = question and instruction without labels, then an answer "
+                        "re-prompt (the reference code; 2 calls an example); single = labelled prompt, one call; "
+                        f"auto = reference for task folders, single for files (default {d.protocol})")
     r.add_argument("--seed", type=int, default=None, help=f"seed of splits and exemplar draws (default {sp.seed})")
     r.add_argument("--instruction", default=None,
                    help="starting instruction (default: the task's, else \"Let's think step by step.\")")
@@ -150,172 +157,10 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
     return 0
 
 
-def given_flags(a: argparse.Namespace) -> set[str]:
-    """The dests of the ``run`` flags the user typed (every settings flag defaults to None)."""
-    return {k for k, v in vars(a).items() if v is not None and k not in ("command", "out", "resume", "quiet",
-                                                                          "no_cache")}
-
-
-def _part_from_args(cls: type, base: Any, a: argparse.Namespace, given: set[str]) -> Any:
-    """``base`` (SplitSettings or OptimizerSettings) with the flags the user gave."""
-    changes = {}
-    for dest, name in _flagged_fields(cls).items():
-        if dest in given:
-            value = getattr(a, dest)
-            if isinstance(getattr(base, name), bool):  # a switch: --no-budget, --enforce-budget
-                value = not dest.startswith("no_")
-            changes[name] = value
-    return base.replace(**changes) if changes else base
-
-
-def _kind(backend: str) -> str:
-    """The CLI's --backend choice a saved backend belongs to."""
-    return "openai" if backend in ("openai", "compatible") else backend
-
-
-def _model_from_args(role: str, base: ModelSettings, a: argparse.Namespace, given: set[str],
-                     fresh: bool) -> ModelSettings:
-    """The ``role`` model's settings: ``base`` with the model flags the user gave. ``fresh``:
-    a new run (the environment's OPENAI_BASE_URL applies and the openai backend needs a
-    model name); on resume, a flag not given keeps the saved value."""
-    kind = a.backend if "backend" in given else _kind(base.backend)
-    switched = kind != _kind(base.backend)
-    if switched:
-        base = default_model_settings(role, kind)
-    name = getattr(a, f"{role}_model") or a.model
-    if "concurrency" in given and a.concurrency < 1:
-        raise ConfigError("--concurrency", f"must be a whole number >= 1, got {a.concurrency}")
-    changes: dict[str, Any] = {}
-    if kind == "local":
-        if "base_url" in given:
-            raise ConfigError("--base-url", "only the openai backend has a base URL; add --backend openai")
-        changes.update(backend="local", model=name or base.model or LOCAL_DEFAULT_MODEL, base_url=None, concurrency=1)
-    elif kind == "openai":
-        if not name and (fresh or switched):
-            raise ConfigError("--model", "the openai backend needs --model (or --task-model and --optimizer-model)")
-        if "base_url" in given:
-            base_url = a.base_url
-        elif fresh or switched:
-            base_url = os.environ.get("OPENAI_BASE_URL") or None
-        else:
-            base_url = base.base_url
-        changes.update(backend="compatible" if base_url else "openai", model=name or base.model, base_url=base_url)
-        if "concurrency" in given:
-            changes["concurrency"] = a.concurrency
-    elif name:  # a saved "demo" run: only the model name can change
-        changes["model"] = name
-    for dest, fname in ((f"{role}_temperature", "temperature"), (f"{role}_max_tokens", "max_tokens"),
-                        ("timeout", "timeout_s")):
-        if dest in given:
-            changes[fname] = getattr(a, dest)
-    settings = base.replace(**changes)
-    try:
-        return settings.validate("cli", role)
-    except ConfigError as e:  # name the flag the user typed: --model rather than --task-model
-        if e.setting == f"--{role}-model" and getattr(a, f"{role}_model") is None and a.model is not None:
-            raise e.relabeled("--model") from None
-        raise
-
-
-def settings_from_args(a: argparse.Namespace, base: RunSettings | None = None) -> RunSettings:
-    """The run's settings from the parsed ``run`` flags, validated so that an error names
-    the flag (``--optimizer-temperature``), not an internal field.
-
-    base: the settings the flags change; None for a new run (the defaults of ``--backend``,
-    the paper's optimizer settings). On resume, the run's saved settings: only the flags
-    the user typed change them."""
-    given = given_flags(a)
-    fresh = base is None
-    if base is None:
-        base = default_run_settings(a.backend or "local", preset="paper")
-    settings = base.replace(
-        splits=_part_from_args(SplitSettings, base.splits, a, given),
-        task_model=_model_from_args("task", base.task_model, a, given, fresh),
-        optimizer_model=_model_from_args("optimizer", base.optimizer_model, a, given, fresh),
-        optimizer=_part_from_args(OptimizerSettings, base.optimizer, a, given))
-    return settings.validate("cli")
-
-
-def _same_path(a: str | Path, b: str | Path) -> bool:
-    try:
-        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-    except (OSError, RuntimeError):
-        return str(a) == str(b)
-
-
-def _show(value: Any) -> str:
-    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def resume_settings(a: argparse.Namespace, state: RunState) -> tuple[RunSettings, list[str]]:
-    """The settings a resumed run continues on, and one line per flag the user gave saying
-    what it changed. Raises ConfigError naming a flag that cannot change on resume.
-
-    The saved settings apply unless a flag is given. Model flags switch the models from
-    the next request on; ``--steps`` sets the new total (not below the steps done). The
-    task, the splits and every other optimizer setting are fixed by the steps already made:
-    such a flag is refused unless it repeats the saved value."""
-    given = given_flags(a)
-    saved = state.settings
-    notes: list[str] = []
-    task = state.task
-    if "task" in given and not _same_path(a.task, task.source or ""):
-        raise ConfigError("--task", f"this run was made on {task.source or task.name!r}; resume uses its saved "
-                                    "data (drop --task, or start a new run with another --out)")
-    for dest, saved_value in (("instruction", task.initial_instruction), ("position", task.instruction_position),
-                              ("answer_type", task.answer_type)):
-        if dest in given and getattr(a, dest) != saved_value:
-            raise ConfigError(f"--{dest.replace('_', '-')}", f"this run was made with {saved_value!r}; it cannot "
-                              "change on resume (start a new run with another --out)")
-    for dest in ("input_column", "target_column"):
-        if dest in given:
-            notes.append(f"--{dest.replace('_', '-')}: not used: resume continues on the run's saved examples")
-
-    new = settings_from_args(a, saved)
-
-    actual = {"dev_size": len(state.splits.get("dev", [])), "test_size": len(state.splits.get("test", [])),
-              "train_size": len(state.splits.get("train", []))}
-    for f in fields(SplitSettings):
-        old, value = getattr(saved.splits, f.name), getattr(new.splits, f.name)
-        if value != old and value != actual.get(f.name, old):
-            flag = label_of(SplitSettings, f.name, "cli")
-            was = _show(old if old is not None else actual.get(f.name))
-            raise ConfigError(flag, f"this run was split with {flag} {was}; its examples are saved and cannot "
-                                    "change on resume (start a new run with another --out)")
-    new = new.replace(splits=saved.splits)
-
-    done = len(state.decided_steps)
-    for f in fields(OptimizerSettings):
-        old, value = getattr(saved.optimizer, f.name), getattr(new.optimizer, f.name)
-        if value == old:
-            continue
-        flag = label_of(OptimizerSettings, f.name, "cli")
-        if f.name != "steps":
-            if isinstance(old, bool):  # a switch: on when the flag was given
-                made = "with" if old != flag.startswith("--no-") else "without"
-                was = f"{made} {flag}"
-            else:
-                was = f"with {flag} {_show(old)}"
-            raise ConfigError(flag, f"this run's steps were made {was}; it cannot change on resume (start a new "
-                                    "run with another --out)")
-        if value < done:
-            raise ConfigError(flag, f"this run has already done {done} steps; give at least {done}")
-        notes.append(f"{flag}: {old} -> {value}")
-
-    shared = {"backend", "base_url", "concurrency", "timeout_s"}
-    for role in ("task", "optimizer"):
-        before, after = saved.model(role), new.model(role)
-        if before == after:
-            continue
-        for f in fields(ModelSettings):
-            old, value = getattr(before, f.name), getattr(after, f.name)
-            if old != value:
-                flag = label_of(ModelSettings, f.name, "cli", role)
-                which = f" ({role} model)" if f.name in shared else ""
-                notes.append(f"{flag}: {_show(old)} -> {_show(value)}{which}")
-        if before.describe() != after.describe():
-            notes.append(f"switching the {role} model: {before.describe()} -> {after.describe()}")
-    return new, notes
+def given_flags(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``run`` flags the user typed, dest -> value (every settings flag defaults to None)."""
+    return {k: v for k, v in vars(a).items() if v is not None and k not in ("command", "out", "resume", "quiet",
+                                                                            "no_cache")}
 
 
 #: The engine's names of the schedule settings -> the ``schedule`` command's flags.
@@ -341,10 +186,11 @@ def _cmd_run(a: argparse.Namespace) -> int:
     resuming = a.resume and (out / RUN_FILE).exists()
     if not resuming and a.task is None:
         raise ConfigError("--task", "a new run needs a task file or folder")
+    given = given_flags(a)
     req = RunRequest(
         task_path=Path(a.task) if a.task else None, out_dir=out, resume=a.resume,
-        settings=None if resuming else settings_from_args(a),
-        resume_settings=(lambda state: resume_settings(a, state)) if a.resume else None,
+        settings=None if resuming else settings_from_flags(given),
+        resume_settings=(lambda state: resume_settings(given, state)) if a.resume else None,
         cache_dir=Path(a.cache_dir) if a.cache_dir else None, use_cache=not a.no_cache,
         instruction=a.instruction, position=a.position, answer_type=a.answer_type,
         input_column=a.input_column, target_column=a.target_column,

@@ -1,6 +1,8 @@
 """Every setting of a run, in one place: its type, its default, its check, and the name the
 user knows it by (the CLI flag, the app widget).
 
+One module because every setting lives in one place (issue 9): over 300 lines for that reason.
+
 A run's settings are one :class:`RunSettings`: how the task is split (:class:`SplitSettings`),
 each model's settings (:class:`ModelSettings`, one per role: task model and optimizer model)
 and the optimizer's (:class:`OptimizerSettings`). Each class validates itself once, on its
@@ -243,6 +245,20 @@ class OptimizerSettings:
     n_exemplars: task exemplars in the meta-prompt. policy: the decision policy registered
     in :data:`gpo_core.optimizer.policies.POLICIES` ("paper": the best not-yet-chosen).
     show_rejections: list candidates the user rejected in later meta-prompts, marked so.
+    direction_pool: where the update direction retrieves from: "chosen" (the start prompt
+    plus the prompt chosen at each step, as the reference code) or "all" (every scored
+    candidate: ours). direction_order: "reference" (as the strategy picks them: for
+    relevance the newest first, then by similarity) or "score" (ascending, best last).
+    layout: the meta-prompt layout registered in :data:`gpo_core.optimizer.templates.LAYOUTS`
+    ("gpo": the reference code's structure; "opro": OPRO's wording; "short": ours).
+    exemplar_draw: "once" (drawn once per run from the format split, as the reference) or
+    "per_step" (redrawn at each step). epochs / batch_size: when epochs is set, T = epochs x
+    steps per epoch, a step per batch_size train examples (the reference's rounding, see
+    :func:`steps_per_epoch`); None keeps the fixed ``steps``. protocol: how the task model
+    is asked (:mod:`gpo_core.scoring.reprompt`): "reference" (question and instruction
+    without labels, then an answer re-prompt; two calls an example), "single" (labelled
+    prompt, one call), or "auto" (reference for a task folder with its own splits, as BBH;
+    single for an uploaded file), resolved when the run is created.
     """
 
     steps: int = field(default=18, metadata=_meta("--steps", "Total steps T"))
@@ -258,6 +274,13 @@ class OptimizerSettings:
     n_exemplars: int = field(default=3, metadata=_meta("--exemplars", "Task exemplars in the meta-prompt"))
     policy: str = field(default="paper", metadata=_meta("--policy", "Decision policy"))
     show_rejections: bool = field(default=True, metadata=_meta(None, "Show rejected candidates to the optimizer"))
+    direction_pool: str = field(default="chosen", metadata=_meta("--direction-pool", "Retrieve from"))
+    direction_order: str = field(default="reference", metadata=_meta("--direction-order", "Order of retrieved prompts"))
+    layout: str = field(default="gpo", metadata=_meta("--layout", "Meta-prompt layout"))
+    exemplar_draw: str = field(default="once", metadata=_meta("--exemplar-draw", "Exemplars"))
+    epochs: int | None = field(default=None, metadata=_meta("--epochs", "Epochs"))
+    batch_size: int = field(default=8, metadata=_meta("--batch-size", "Train examples per step"))
+    protocol: str = field(default="auto", metadata=_meta("--protocol", "Scoring protocol"))
 
     def validate(self, surface: Surface = "engine") -> OptimizerSettings:
         """Check every field; returns self (ConfigError naming the setting otherwise)."""
@@ -289,11 +312,48 @@ class OptimizerSettings:
         for name in ("use_budget", "enforce_budget", "show_rejections"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, f"must be true or false, got {getattr(self, name)!r}")
+        from gpo_core.optimizer.templates import LAYOUTS
+
+        for name, allowed in (("direction_pool", DIRECTION_POOLS), ("direction_order", DIRECTION_ORDERS),
+                              ("layout", tuple(LAYOUTS)), ("exemplar_draw", EXEMPLAR_DRAWS),
+                              ("protocol", ("auto", "reference", "single"))):
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.epochs is not None and (not _is_int(self.epochs) or not 1 <= self.epochs <= 50):
+            raise bad("epochs", f"must be a whole number between 1 and 50, got {self.epochs!r}")
+        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= 10_000:
+            raise bad("batch_size", f"must be a whole number >= 1, got {self.batch_size!r}")
         return self
+
+    def for_train_size(self, n_train: int) -> OptimizerSettings:
+        """These settings with T resolved for ``n_train`` train examples: with ``epochs``
+        set, ``steps = epochs x steps_per_epoch(n_train, batch_size)`` (at least 1, at most
+        MAX_STEPS); without, unchanged. Source: reference ``src/optimization/optimize.py``."""
+        if self.epochs is None:
+            return self
+        t = max(1, min(MAX_STEPS, self.epochs * steps_per_epoch(n_train, self.batch_size)))
+        warmup = min(self.warmup, t - 1)
+        return dataclasses.replace(self, steps=t, warmup=warmup)
 
     def replace(self, **changes: Any) -> OptimizerSettings:
         """A copy with ``changes`` (not validated: call :meth:`validate`)."""
         return dataclasses.replace(self, **changes)
+
+
+#: Where the update direction retrieves from (OptimizerSettings.direction_pool).
+DIRECTION_POOLS: tuple[str, ...] = ("chosen", "all")
+#: How retrieved prompts are ordered in the meta-prompt (OptimizerSettings.direction_order).
+DIRECTION_ORDERS: tuple[str, ...] = ("reference", "score")
+#: How exemplars are drawn (OptimizerSettings.exemplar_draw).
+EXEMPLAR_DRAWS: tuple[str, ...] = ("once", "per_step")
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimization steps in one epoch over ``n_train`` train examples in batches of
+    ``batch_size``: ``n // b``, plus one when the remainder is at least half a batch (the
+    reference code's rounding: 48 train / 8 -> 6; 20 / 8 -> 3). At least 1."""
+    full, rest = divmod(max(0, n_train), max(1, batch_size))
+    return max(1, full + (1 if rest >= batch_size / 2 else 0))
 
 
 # ----------------------------------------------------------------------------- a run
@@ -370,7 +430,7 @@ def label_for(setting: str, surface: Surface) -> str:
 #: Named presets of the optimizer and split settings. "paper": GPO.sh (18 steps x 8
 #: candidates, the task's own dev/test sizes). "quick": sized for the embedded CPU model.
 PRESETS: dict[str, tuple[OptimizerSettings, SplitSettings]] = {
-    "paper": (OptimizerSettings(), SplitSettings()),
+    "paper": (OptimizerSettings(epochs=3), SplitSettings()),
     "quick": (OptimizerSettings(steps=6, candidates=4), SplitSettings(dev_size=16, test_size=16)),
 }
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from gpo_core.studio import views
 from gpo_core.studio.studio import Studio
+from gpo_core.studio.views import markup, setup_view
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
@@ -14,7 +14,7 @@ studio: Studio = st.session_state["studio"]
 
 st.title("GPO Studio")
 for f in studio.pop_flashes():
-    getattr(st, f.kind)(views.escape_markdown(f.text))
+    getattr(st, f.kind)(markup.escape_markdown(f.text))
 st.markdown(
     "GPO optimizes a prompt the way gradient descent optimizes weights "
     "([Tang et al. 2024](https://arxiv.org/abs/2402.17564)). Each **step** shows an *optimizer model* "
@@ -34,13 +34,14 @@ st.markdown(
 st.page_link("pages/task.py", label="Go to Task", icon=":material/table_view:")
 
 st.subheader("Active models")
-st.dataframe(views.models_frame(studio.active_models()), hide_index=True, width="stretch")
+st.dataframe(setup_view.models_frame(studio.models.active()), hide_index=True, width="stretch")
 
 st.subheader("Now")
-if studio.task is None:
+task = studio.tasks.task
+if task is None:
     st.info("No task loaded yet.")
 else:
-    st.text(f"Task: {studio.task.name} ({views.task_size(studio.task)} examples, {studio.task_origin})")
-if studio.session is not None:
-    s = studio.session
+    st.text(f"Task: {task.name} ({setup_view.task_size(task)} examples, {studio.tasks.origin})")
+s = studio.runs.session
+if s is not None:
     st.text(f"Run {s.state.run_id}: {len(s.state.decided_steps)} of {s.config.steps} steps done")

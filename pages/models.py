@@ -4,8 +4,9 @@ import streamlit as st
 
 from gpo_core.errors import GPOError
 from gpo_core.settings import LOCAL_DEFAULT_MODEL, ROLES
-from gpo_core.studio import views
-from gpo_core.studio.studio import BACKEND_LABELS, DEFAULT_OPENAI_MODEL, USER_BACKENDS, Studio
+from gpo_core.studio.model_config import BACKEND_LABELS, DEFAULT_OPENAI_MODEL, USER_BACKENDS
+from gpo_core.studio.studio import Studio
+from gpo_core.studio.views import markup, setup_view
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
@@ -13,10 +14,12 @@ if "studio" not in st.session_state:
     # keeping the address (the open run, the owner token), and come back to this page.
     st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": "models"})
 studio: Studio = st.session_state["studio"]
+models = studio.models
+md = markup.escape_markdown
 
 st.title("Models")
 for f in studio.pop_flashes():
-    getattr(st, f.kind)(views.escape_markdown(f.text))
+    getattr(st, f.kind)(md(f.text))
 st.markdown(
     "The **task model** answers the task's questions with each candidate prompt (it is the scorer); "
     "the **optimizer model** reads the meta-prompt and writes candidate prompts. The embedded model "
@@ -24,12 +27,12 @@ st.markdown(
     "(vLLM, llama.cpp server, Ollama, …) is much stronger."
 )
 
-key = st.text_input("OpenAI API key", type="password", value=studio.api_key or "", key="api_key_input",
+key = st.text_input("OpenAI API key", type="password", value=models.api_key or "", key="api_key_input",
                     help="Kept in this browser session only: never saved to disk, logs, caches or exports.")
-studio.set_api_key(key)
-if studio.api_key:
+models.set_api_key(key)
+if models.api_key:
     st.caption("Using the key typed above (this browser session only).")
-elif studio.env_key_present():
+elif models.env_key_present():
     st.caption("Using OPENAI_API_KEY from the environment.")
 else:
     st.caption("No key: set OPENAI_API_KEY or type one above to use OpenAI. Local compatible servers often need none.")
@@ -42,14 +45,14 @@ ERRORS = st.session_state.setdefault("model_errors", {})
 def backends_for(role: str) -> tuple[str, ...]:
     """The backends offered for ``role``: the user's three, plus the demo backend when the
     role is on it (demo mode), so the page shows what the run really uses."""
-    current = studio.settings.model(role).backend
+    current = studio.draft.settings.model(role).backend
     return USER_BACKENDS + (("demo",) if current == "demo" else ())
 
 
 def defaults(role: str, backend: str) -> tuple[str, str]:
     """(model, base URL) a role's fields start with for ``backend``: the current settings when
     the role is on that backend, else the backend's default."""
-    spec = studio.settings.model(role)
+    spec = studio.draft.settings.model(role)
     if spec.backend == backend:
         return spec.model, spec.base_url or ""
     if backend == "local":
@@ -64,14 +67,14 @@ def apply(role: str) -> None:
     the page (and the sidebar's "Active models") is drawn. A bad value keeps the previous
     settings and its error is shown under the role's fields."""
     ss = st.session_state
-    spec = studio.settings.model(role)
+    spec = studio.draft.settings.model(role)
     backend = ss.get(f"{role}_backend", spec.backend)
     model, base_url = defaults(role, backend)
     model = ss.get(f"{role}_model_{backend}", model)
     base_url = ss.get(f"{role}_base_url_{backend}", base_url) if backend not in ("local", "demo") else None
     concurrency = ss.get(f"{role}_concurrency_{backend == 'local'}", spec.concurrency)
     try:
-        studio.set_model(role, backend=backend, model=model, base_url=base_url,
+        models.set_model(role, backend=backend, model=model, base_url=base_url,
                          temperature=float(ss.get(f"{role}_temperature", spec.temperature)),
                          max_tokens=int(ss.get(f"{role}_max_tokens", spec.max_tokens)),
                          concurrency=int(concurrency), timeout_s=float(ss.get(f"{role}_timeout", spec.timeout_s)))
@@ -86,7 +89,7 @@ def use_in_current_run() -> None:
         st.session_state["use_models_result"] = ("error", "Fix the model settings above first.")
         return
     try:
-        studio.use_models_in_current_run()
+        studio.actions.use_draft_models()
     except GPOError as e:
         st.session_state["use_models_result"] = ("error", str(e))
     else:
@@ -96,7 +99,7 @@ def use_in_current_run() -> None:
 
 columns = st.columns(2)
 for role, col in zip(ROLES, columns):
-    spec = studio.settings.model(role)
+    spec = studio.draft.settings.model(role)
     options = backends_for(role)
     with col:
         st.subheader(TITLES[role])
@@ -127,23 +130,24 @@ for role, col in zip(ROLES, columns):
         c4.number_input("Timeout (s)", min_value=1.0, max_value=600.0, value=float(spec.timeout_s), step=5.0,
                         key=f"{role}_timeout", help="Per-request timeout in seconds.", on_change=apply, args=(role,))
         if role in ERRORS:
-            st.error(views.escape_markdown(ERRORS[role]))
+            st.error(md(ERRORS[role]))
         if st.button("Test connection", key=f"{role}_test"):
             with st.spinner("Sending one short request…"):
-                ok, message, seconds = studio.test_connection(role)
+                ok, message, seconds = models.test_connection(role)
             if ok:
-                st.success(views.escape_markdown(message))
+                st.success(md(message))
             else:
-                st.error(views.escape_markdown(f"Failed after {seconds:.1f} s: {message}"))
+                st.error(md(f"Failed after {seconds:.1f} s: {message}"))
 
 st.divider()
-studio.use_cache = st.checkbox("Reuse cached responses (same request, same model: answered from the local cache)",
-                               value=studio.use_cache, key="use_cache")
-st.dataframe(views.models_frame(studio.active_models()), hide_index=True, width="stretch")
-if studio.session is not None:
+models.use_cache = st.checkbox("Reuse cached responses (same request, same model: answered from the local cache)",
+                               value=models.use_cache, key="use_cache")
+st.dataframe(setup_view.models_frame(models.active()), hide_index=True, width="stretch")
+if studio.runs.session is not None:
+    busy = studio.actions.busy()
     st.button("Use these models in the current run", key="use_models", on_click=use_in_current_run,
-              disabled=studio.busy(), help="Wait for the running work to end first." if studio.busy() else None)
+              disabled=busy, help="Wait for the running work to end first." if busy else None)
     result = st.session_state.pop("use_models_result", None)
     if result is not None:
-        getattr(st, result[0])(views.escape_markdown(result[1]))
+        getattr(st, result[0])(md(result[1]))
 st.page_link("pages/optimize.py", label="Next: Optimize", icon=":material/tune:")

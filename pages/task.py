@@ -3,8 +3,8 @@
 import streamlit as st
 
 from gpo_core.errors import GPOError
-from gpo_core.studio import views
 from gpo_core.studio.studio import Studio
+from gpo_core.studio.views import markup, setup_view
 from gpo_core.tasks.task import ANSWER_TYPES, INSTRUCTION_POSITIONS
 
 if "studio" not in st.session_state:
@@ -13,27 +13,29 @@ if "studio" not in st.session_state:
     # keeping the address (the open run, the owner token), and come back to this page.
     st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": "task"})
 studio: Studio = st.session_state["studio"]
+tasks = studio.tasks
+md = markup.escape_markdown
 
 st.title("Task")
 for f in studio.pop_flashes():
-    getattr(st, f.kind)(views.escape_markdown(f.text))
+    getattr(st, f.kind)(md(f.text))
 
 AUTO = "auto (from the targets)"
 source = st.radio("Source", ["Sample task", "Upload a file"], horizontal=True, key="task_source")
 
 if source == "Sample task":
-    samples = studio.sample_tasks()
+    samples = tasks.sample_tasks()
     names = [n for n, _, _ in samples]
     descriptions = {n: d for n, _, d in samples}
     name = st.selectbox("Sample task", names, key="sample_name")
     if name:
-        st.caption(views.escape_markdown(descriptions.get(name, "")))
+        st.caption(md(descriptions.get(name, "")))
     if st.button("Load sample task", type="primary", disabled=not names):
         try:
-            task = studio.load_sample(name)
-            st.success(views.escape_markdown(f"Loaded sample task {task.name}: {views.task_size(task)} examples."))
+            task = tasks.load_sample(name)
+            st.success(md(f"Loaded sample task {task.name}: {setup_view.task_size(task)} examples."))
         except GPOError as e:
-            st.error(views.escape_markdown(str(e)))
+            st.error(md(str(e)))
 else:
     up = st.file_uploader("Task file (CSV, TSV, JSONL or JSON; UTF-8; up to 20 MB)",
                           key="task_upload",
@@ -41,14 +43,14 @@ else:
     preview = None
     if up is not None:
         try:
-            preview = studio.preview_upload(up.getvalue(), up.name)
+            preview = tasks.preview_upload(up.getvalue(), up.name)
         except GPOError as e:
-            st.error(views.escape_markdown(str(e)))
-            if studio.task is not None:
-                st.info(views.escape_markdown(f"The previous task ({studio.task.name}) stays loaded."))
+            st.error(md(str(e)))
+            if tasks.task is not None:
+                st.info(md(f"The previous task ({tasks.task.name}) stays loaded."))
     if preview is not None:
-        st.caption(f"First rows of {views.escape_markdown(preview.filename)}")
-        st.dataframe(views.preview_frame(preview.columns, preview.rows), hide_index=True, width="stretch")
+        st.caption(f"First rows of {md(preview.filename)}")
+        st.dataframe(setup_view.preview_frame(preview.columns, preview.rows), hide_index=True, width="stretch")
         cols = preview.columns
         c1, c2, c3 = st.columns(3)
         in_col = c1.selectbox("Input column", cols, key=f"map_input_{preview.digest[:8]}",
@@ -58,26 +60,26 @@ else:
         ans = c3.selectbox("Answer type", [AUTO, *ANSWER_TYPES], key=f"map_answer_{preview.digest[:8]}")
         if st.button("Load this file as the task", type="primary"):
             try:
-                task = studio.load_upload(in_col, tgt_col, None if ans == AUTO else ans)
-                st.success(views.escape_markdown(f"Loaded {views.task_size(task)} examples from {preview.filename}."))
+                task = tasks.load_upload(in_col, tgt_col, None if ans == AUTO else ans)
+                st.success(md(f"Loaded {setup_view.task_size(task)} examples from {preview.filename}."))
             except GPOError as e:
-                st.error(views.escape_markdown(str(e)))
-                if studio.task is not None:
-                    st.info(views.escape_markdown(f"The previous task ({studio.task.name}) stays loaded."))
+                st.error(md(str(e)))
+                if tasks.task is not None:
+                    st.info(md(f"The previous task ({tasks.task.name}) stays loaded."))
 
 st.divider()
-task = studio.task
+task = tasks.task
 if task is None:
     st.info("No task loaded yet: load a sample task or upload a file above.")
     st.stop()
 
-v = studio.task_version
-st.subheader(f"Loaded task: {views.escape_markdown(task.name)}")
-st.caption(f"{views.task_size(task)} examples · {views.escape_markdown(studio.task_origin)}")
+v = tasks.version
+st.subheader(f"Loaded task: {md(task.name)}")
+st.caption(f"{setup_view.task_size(task)} examples · {md(tasks.origin)}")
 if task.description:
     st.text(task.description)
 with st.expander("Examples", expanded=False):
-    st.dataframe(views.examples_frame(task), hide_index=True, width="stretch")
+    st.dataframe(setup_view.examples_frame(task), hide_index=True, width="stretch")
 
 st.markdown("**How to prompt and score it**")
 c1, c2 = st.columns(2)
@@ -88,12 +90,12 @@ position = c2.selectbox("Instruction position", INSTRUCTION_POSITIONS,
                         help="Where the prompt goes: before the question, at its start or end, or after 'A:'.")
 instruction = st.text_area("Starting instruction", value=task.initial_instruction, key=f"instruction_{v}", height=80)
 try:
-    studio.update_task(answer_type=answer_type, instruction_position=position, initial_instruction=instruction)
+    tasks.update_task(answer_type=answer_type, instruction_position=position, initial_instruction=instruction)
 except GPOError as e:
-    st.error(views.escape_markdown(str(e)))
+    st.error(md(str(e)))
 
 st.markdown("**Splits** (dev scores every candidate; test is only reported)")
-s = studio.settings.splits
+s = studio.draft.settings.splits
 c1, c2, c3, c4 = st.columns(4)
 dev = c1.number_input("Dev examples", min_value=1, value=s.dev_size or 1, step=1, key=f"dev_size_{v}")
 test = c2.number_input("Test examples", min_value=0, value=s.test_size or 0, step=1, key=f"test_size_{v}")
@@ -101,12 +103,12 @@ train = c3.number_input("Train cap (0 = all the rest)", min_value=0, value=s.tra
                         key=f"train_size_{v}")
 seed = c4.number_input("Seed", min_value=0, value=s.seed, step=1, key=f"seed_{v}")
 try:
-    splits = studio.update_splits(dev_size=int(dev), test_size=int(test), train_size=int(train) or None, seed=int(seed))
-    counts = views.split_counts(splits)
+    splits = tasks.update_splits(dev_size=int(dev), test_size=int(test), train_size=int(train) or None, seed=int(seed))
+    counts = setup_view.split_counts(splits)
     st.text(f"train {counts['train']} (exemplar pool) · dev {counts['dev']} · test {counts['test']}")
 except GPOError as e:
-    st.error(views.escape_markdown(str(e)))
+    st.error(md(str(e)))
 
-if studio.session is not None:
+if studio.runs.session is not None:
     st.caption("These settings apply to the next new run; the current run keeps its own.")
 st.page_link("pages/models.py", label="Next: Models", icon=":material/smart_toy:")

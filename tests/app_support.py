@@ -9,6 +9,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from gpo_core.models.demo import demo_models
+from gpo_core.optimizer.session import GPOSession
 from gpo_core.studio.studio import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +57,24 @@ def make_studio(tmp_path: Path) -> Studio:
     return Studio(runs_root=tmp_path / "runs", models_override=demo_models())
 
 
+def load_arithmetic(studio: Studio, n: int = 24, dev: int = 6, test: int = 6) -> Studio:
+    """Load the arithmetic task of ``n`` questions into ``studio`` and split dev/test as given."""
+    studio.tasks.preview_upload(arithmetic_csv(n), "arith.csv")
+    studio.tasks.load_upload("question", "answer")
+    studio.tasks.update_splits(dev_size=dev, test_size=test, seed=0)
+    return studio
+
+
 def arithmetic_studio(tmp_path: Path, n: int = 24, dev: int = 6, test: int = 6) -> Studio:
-    """A Studio with the arithmetic task loaded and split dev/test as given."""
-    studio = make_studio(tmp_path)
-    studio.preview_upload(arithmetic_csv(n), "arith.csv")
-    studio.load_upload("question", "answer")
-    studio.update_splits(dev_size=dev, test_size=test, seed=0)
+    """A Studio on the scripted models with the arithmetic task loaded and split dev/test as given."""
+    return load_arithmetic(make_studio(tmp_path), n, dev, test)
+
+
+def started_run(studio: Studio, **optimizer: object) -> Studio:
+    """Set the draft optimizer settings, create a run and score its start (in this thread)."""
+    studio.draft.update_optimizer(**optimizer)
+    studio.runs.create()
+    studio.actions.start()
     return studio
 
 
@@ -84,8 +97,7 @@ def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
     a test that clicks a button submitting a job calls this before looking at the result.
     """
     studio: Studio = at.session_state["studio"]
-    jobs = getattr(studio, "jobs", None)
-    job = jobs.get(studio.run_id) if jobs is not None else None
+    job = studio.runs.registry.get(studio.runs.run_id)
     if job is not None:  # running, or finished since the page was drawn
         assert job.wait(timeout), f"the job {job.label!r} did not end within {timeout} s"
         at.run()
@@ -101,9 +113,19 @@ def click(at: AppTest, key: str) -> AppTest:
 
 def wait_idle(studio: Studio, timeout: float = TIMEOUT) -> None:
     """Block until no job runs on the studio's open run."""
-    job = studio.jobs.get(studio.run_id)
+    job = studio.runs.registry.get(studio.runs.run_id)
     if job is not None:
         assert job.wait(timeout), f"the job {job.label!r} did not end within {timeout} s"
+
+
+def open_run_id(studio: Studio) -> str:
+    """The id of the studio's open run (fails when none is open)."""
+    return studio.runs.require_session().state.run_id
+
+
+def saved_copy(studio: Studio) -> GPOSession:
+    """The studio's open run as saved on disk, opened by another session (taking it over)."""
+    return GPOSession.open(studio.runs.store().run_dir(open_run_id(studio)), studio.models.build(), take_over=True)
 
 
 def unescape(markdown: str) -> str:

@@ -75,7 +75,12 @@ def fake_models() -> ScriptedModels:
 def run_settings(concurrency: int = 8, **flat: Any) -> RunSettings:
     """RunSettings from flat names (steps=, candidates=, dev_size=, seed=, task_max_tokens=,
     optimizer_temperature=, ...): the optimizer's, the split's, and ``<role>_<field>`` of
-    each model; both models on the scripted ``demo`` backend with ``concurrency``."""
+    each model; both models on the scripted ``demo`` backend with ``concurrency``.
+
+    The meta-prompt layout defaults to "short" here (not the product's "gpo"): the scripted
+    optimizer replies above exercise the graceful extraction rules that go with it. The GPO
+    layout's path (tags, whole-reply fallback, echo refusals) is tested in test_fidelity.py."""
+    flat.setdefault("layout", "short")
     opt = {f.name for f in fields(OptimizerSettings)}
     spl = {f.name for f in fields(SplitSettings)}
     models = {"task": {"backend": "demo", "model": "fake-task", "temperature": 0.0, "concurrency": concurrency},

@@ -12,7 +12,7 @@ from gpo_core.optimizer.session import Models
 from gpo_core.studio.studio import Studio
 from gpo_testkit.scripted import ScriptedChatModel, prompt_text
 
-from app_support import app_for, arithmetic_csv, click, make_studio, no_exception, texts
+from app_support import app_for, arithmetic_csv, click, make_studio, no_exception, started_run, texts
 
 KEY = "sk-typed-in-the-page-3f9a7c"
 
@@ -39,7 +39,7 @@ def test_compatible_backend_needs_a_base_url(plain_studio):
     no_exception(at)
     errors = texts(at.error)
     assert len(errors) == 1 and "Task model · Base URL" in errors[0] and "base URL" in errors[0], errors
-    assert plain_studio.settings.task_model.backend == "local"  # the invalid setting was not kept
+    assert plain_studio.draft.settings.task_model.backend == "local"  # the invalid setting was not kept
 
 
 def test_test_connection_succeeds_with_the_typed_key(plain_studio, make_fake_server):
@@ -86,20 +86,20 @@ def test_typed_key_is_never_written_to_disk_or_exports(plain_studio, make_fake_s
     no saved file, no response cache and no export."""
     server = make_fake_server(required_key=KEY)
     studio = plain_studio
-    studio.preview_upload(arithmetic_csv(12), "arith.csv")
-    studio.load_upload("question", "answer")
-    studio.update_splits(dev_size=3, test_size=2)
-    studio.update_config(steps=2, candidates=2, selection="recency")
+    studio.tasks.preview_upload(arithmetic_csv(12), "arith.csv")
+    studio.tasks.load_upload("question", "answer")
+    studio.tasks.update_splits(dev_size=3, test_size=2)
+    studio.draft.update_optimizer(steps=2, candidates=2, selection="recency")
     at = app_for(studio, "pages/models.py")
     for role in ("task", "optimizer"):
         _use_server(at, role, server.base_url)
     at.text_input(key="api_key_input").set_value(KEY).run()
-    assert studio.api_key == KEY and studio.settings.task_model.backend == "compatible"
+    assert studio.models.api_key == KEY and studio.draft.settings.task_model.backend == "compatible"
     at.switch_page("pages/optimize.py").run()
     click(at, "new_run")
-    assert studio.session is not None and studio.session.started
+    assert studio.runs.session is not None and studio.runs.session.started
     assert server.requests_with_key > 0 and server.requests_without_key == 0
-    exports = studio.export_run_json() + studio.export_report_md() + studio.export_final_prompt()
+    exports = studio.exports.run_json() + studio.exports.report_md() + studio.exports.final_prompt()
     assert KEY not in exports
     files = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
     assert any(p.name == "run.json" for p in files)
@@ -126,10 +126,10 @@ def test_visiting_the_models_page_changes_no_setting(tmp_path, monkeypatch):
     the demo backend stays selected in demo mode."""
     monkeypatch.setenv("GPO_STUDIO_FAKE_MODELS", "1")
     studio = Studio(runs_root=tmp_path / "runs")
-    before = studio.settings
+    before = studio.draft.settings
     at = app_for(studio, "pages/models.py")
     no_exception(at)
-    assert studio.settings == before and before.task_model.backend == "demo"
+    assert studio.draft.settings == before and before.task_model.backend == "demo"
     assert at.radio(key="task_backend").value == "demo"
 
 
@@ -145,13 +145,11 @@ def test_use_these_models_in_the_current_run_changes_the_requests_temperature_an
     optimizer = ScriptedChatModel(lambda r: f"<INS>Let's think step by step. Check sum {r.sample_index}.</INS>",
                                   name="optimizer-recorder")
     studio = Studio(runs_root=tmp_path / "runs", models_override=Models(task, optimizer, HashingEmbedder()))
-    studio.preview_upload(arithmetic_csv(16), "arith.csv")
-    studio.load_upload("question", "answer")
-    studio.update_splits(dev_size=4, test_size=3)
-    studio.update_config(steps=2, candidates=2)
-    studio.new_run()
-    studio.start()
-    assert {r.temperature for r in task.calls} == {studio.settings.task_model.temperature}
+    studio.tasks.preview_upload(arithmetic_csv(16), "arith.csv")
+    studio.tasks.load_upload("question", "answer")
+    studio.tasks.update_splits(dev_size=4, test_size=3)
+    started_run(studio, steps=2, candidates=2)
+    assert {r.temperature for r in task.calls} == {studio.draft.settings.task_model.temperature}
 
     at = app_for(studio, "pages/models.py")
     at.number_input(key="task_temperature").set_value(0.4)
@@ -169,6 +167,6 @@ def test_use_these_models_in_the_current_run_changes_the_requests_temperature_an
     later_task, later_optimizer = task.calls[n_task:], optimizer.calls[n_optimizer:]
     assert later_optimizer and {(r.temperature, r.max_tokens) for r in later_optimizer} == {(0.7, 90)}
     assert later_task and {(r.temperature, r.max_tokens) for r in later_task} == {(0.4, 40)}
-    saved = studio.session.settings  # and the run records them
+    saved = studio.runs.session.settings  # and the run records them
     assert (saved.task_model.temperature, saved.task_model.max_tokens) == (0.4, 40)
     assert (saved.optimizer_model.temperature, saved.optimizer_model.max_tokens) == (0.7, 90)

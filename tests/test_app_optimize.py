@@ -12,13 +12,23 @@ from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.repository import RunStore
 from gpo_core.studio.studio import Studio
 
-from app_support import app_for, arithmetic_csv, arithmetic_studio, chart_traces, click, no_exception, texts
+from app_support import (
+    app_for,
+    arithmetic_csv,
+    arithmetic_studio,
+    chart_traces,
+    click,
+    no_exception,
+    saved_copy,
+    started_run,
+    texts,
+)
 
 
 def _started(tmp_path, **config):
     """The Optimize page after "Create the run and score the starting prompt"."""
     studio = arithmetic_studio(tmp_path)
-    studio.update_config(**({"steps": 3, "candidates": 2} | config))
+    studio.draft.update_optimizer(**({"steps": 3, "candidates": 2} | config))
     at = app_for(studio, "pages/optimize.py")
     click(at, "new_run")
     no_exception(at)
@@ -49,7 +59,7 @@ def _frame(at, column: str):
 
 def test_starting_prompt_is_scored_first(tmp_path):
     studio, at = _started(tmp_path)
-    init = studio.session.state.initial
+    init = studio.runs.session.state.initial
     expected = f"{100 * init['dev_accuracy']:.1f}%"
     assert any(t.startswith(f"Starting prompt scored: dev {expected}") for t in texts(at.success))
     m = _metrics(at)
@@ -63,7 +73,7 @@ def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
     at.session_state["schedule_box"] = True  # open the schedule chart and the meta-prompt
     at.session_state["meta_box"] = True
     at.run()
-    session = studio.session
+    session = studio.runs.session
     step = session.state.pending_step
     budget = session.budget_for(1)
     assert texts(at.subheader) == [f"Step 1 of 3 · edit budget {budget} words"]
@@ -78,11 +88,11 @@ def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
     assert retrieved["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-3)
     # meta-prompt, collapsed
     meta = next(e for e in at.expander if e.label.startswith("Meta-prompt"))
-    assert "Current instruction: Let's think step by step." in meta.code[0].value
+    assert "Let's think step by step." in meta.code[0].value  # the current prompt (wording: the template's)
     # candidates with measured edit distances vs the budget and dev accuracy
     cands = _frame(at, "edit distance")
     assert len(cands) == 2
-    for _, row in cands.iterrows():
+    for row in cands.to_dict("records"):
         assert row["text"].startswith("Let's think step by step. ")
         assert row["edit distance"] == word_edit_distance("Let's think step by step.", row["text"])
         assert row["budget"] == budget and not row["over budget"]
@@ -95,11 +105,11 @@ def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
 
 def test_accept_a_candidate_shows_its_scores_and_moves_the_prompt(tmp_path):
     studio, at = _stepped(tmp_path)
-    step = studio.session.state.pending_step
+    step = studio.runs.session.state.pending_step
     cand = step.candidates[1]
     click(at, f"accept_{cand.id}")
     no_exception(at)
-    assert studio.session.state.current_prompt == cand.text
+    assert studio.runs.session.state.current_prompt == cand.text
     dev = f"{100 * cand.dev_accuracy:.1f}%"
     test = f"{100 * step.chosen_test_accuracy:.1f}%"
     shown = texts(at.success)
@@ -112,7 +122,7 @@ def test_accept_a_candidate_shows_its_scores_and_moves_the_prompt(tmp_path):
 
 def test_edit_a_candidate_then_accept_scores_the_edited_text(tmp_path):
     studio, at = _stepped(tmp_path)
-    cand = studio.session.state.pending_step.candidates[0]
+    cand = studio.runs.session.state.pending_step.candidates[0]
     edited = "Let's think step by step. Verify the arithmetic and give the final number."
     at.session_state["edit_box"] = True
     at.run()
@@ -120,11 +130,13 @@ def test_edit_a_candidate_then_accept_scores_the_edited_text(tmp_path):
     at.text_area(key=f"edit_{cand.id}").set_value(edited)
     click(at, "accept_edit")
     no_exception(at)
-    step = studio.session.state.steps[-1]
-    chosen = step.candidate(step.decision.candidate_id)
+    step = studio.runs.session.state.steps[-1]
+    chosen_id = step.decision.candidate_id
+    assert chosen_id is not None
+    chosen = step.candidate(chosen_id)
     assert step.decision.kind == "accept_edited" and chosen.text == edited and chosen.origin == "edited"
     assert chosen.dev_accuracy is not None
-    assert studio.session.state.current_prompt == edited
+    assert studio.runs.session.state.current_prompt == edited
     assert any(f"accepted after editing {chosen.id} (dev {100 * chosen.dev_accuracy:.1f}%" in t
                for t in texts(at.success))
     assert chosen.id in list(_frame(at, "edit distance")["candidate"])
@@ -132,36 +144,36 @@ def test_edit_a_candidate_then_accept_scores_the_edited_text(tmp_path):
 
 def test_reject_one_then_reject_all_and_resample_then_undo(tmp_path):
     studio, at = _stepped(tmp_path)
-    first = studio.session.state.pending_step.candidates[0]
+    first = studio.runs.session.state.pending_step.candidates[0]
     click(at, f"reject_{first.id}")
     states = dict(zip(_frame(at, "edit distance")["candidate"], _frame(at, "edit distance")["state"]))
     assert states[first.id] == "rejected"
     click(at, "reject_all")
     no_exception(at)
-    steps = studio.session.state.steps
+    steps = studio.runs.session.state.steps
     assert [(s.step, s.attempt) for s in steps] == [(1, 1), (1, 2)]
     assert steps[0].decision.kind == "reject_all" and steps[1].pending
     assert "Attempt 2 of this step (earlier attempts were rejected)." in texts(at.caption)
     assert set(_frame(at, "edit distance")["candidate"]) == {c.id for c in steps[1].candidates}
     click(at, "undo")
     no_exception(at)
-    assert studio.session.state.steps == []  # undo removes the whole step, every attempt of it
+    assert studio.runs.session.state.steps == []  # undo removes the whole step, every attempt of it
     assert any(t.startswith("Undid step 1; the prompt is back to: Let's think step by step.") for t in texts(at.info))
 
 
 def test_accept_best_takes_the_highest_dev_accuracy(tmp_path):
     studio, at = _stepped(tmp_path)
-    step = studio.session.state.pending_step
-    best = max(step.candidates, key=lambda c: c.dev_accuracy)
+    step = studio.runs.session.state.pending_step
+    best = max(step.candidates, key=lambda c: c.dev_accuracy or 0.0)
     click(at, "accept_best")
     assert step.decision.candidate_id == best.id
-    assert studio.session.state.current_prompt == best.text
+    assert studio.runs.session.state.current_prompt == best.text
 
 
 def test_over_budget_candidates_are_marked(tmp_path):
     studio, at = _stepped(tmp_path, schedule="fixed", budget_initial=2, budget_final=2)
     cands = _frame(at, "edit distance")
-    assert (cands["budget"] == 2).all() and cands["over budget"].all()
+    assert bool((cands["budget"] == 2).all()) and bool(cands["over budget"].all())
     badges = [t for t in texts(at.markdown) if ":red-badge[over budget" in t]
     assert len(badges) == 2
     assert texts(at.subheader) == ["Step 1 of 3 · edit budget 2 words"]
@@ -172,7 +184,7 @@ def test_run_steps_automatically_to_the_end(tmp_path):
     at.number_input(key="auto_n").set_value(3)
     click(at, "run_auto")
     no_exception(at)
-    assert len(studio.session.state.decided_steps) == 3
+    assert len(studio.runs.session.state.decided_steps) == 3
     assert _metrics(at)["Steps done"] == "3 / 3"
     assert "Ran 3 steps automatically." in texts(at.success)
     assert "All 3 steps are done." in texts(at.success)
@@ -185,9 +197,7 @@ class _Interrupt(Exception):
 
 def test_an_interrupted_automatic_run_keeps_every_finished_step(tmp_path):
     studio = arithmetic_studio(tmp_path)
-    studio.update_config(steps=4, candidates=2)
-    studio.new_run()
-    studio.start()
+    started_run(studio, steps=4, candidates=2)
     finished = []
 
     def on_progress(phase, done, total):
@@ -195,19 +205,19 @@ def test_an_interrupted_automatic_run_keeps_every_finished_step(tmp_path):
             raise _Interrupt()
 
     with pytest.raises(_Interrupt):
-        studio.run_auto(4, on_step=finished.append, on_progress=on_progress)
-    state = studio.session.state
+        studio.actions.run_auto(4, on_step=finished.append, on_progress=on_progress)
+    state = studio.runs.session.state
     assert len(state.decided_steps) == 2 and state.pending_step is None
     # the saved run has the two finished steps and resumes from there
-    run_dir = RunStore(studio.runs_root).run_dir(state.run_id)
-    reopened = GPOSession.open(run_dir, studio.build_models(), take_over=True)
+    run_dir = RunStore(studio.runs.root).run_dir(state.run_id)
+    reopened = GPOSession.open(run_dir, studio.models.build(), take_over=True)
     assert len(reopened.state.decided_steps) == 2
     assert reopened.state.current_prompt == state.current_prompt
     at = app_for(studio, "pages/optimize.py")
     assert _metrics(at)["Steps done"] == "2 / 4"
     click(at, "next_step")
     no_exception(at)
-    assert studio.session.state.pending_step.step == 3
+    assert studio.runs.session.state.pending_step.step == 3
 
 
 def test_stop_when_nothing_runs_says_nothing_is_running(tmp_path):
@@ -217,46 +227,46 @@ def test_stop_when_nothing_runs_says_nothing_is_running(tmp_path):
     shown = texts(at.info)
     assert "Nothing is running, so there is nothing to stop." in shown, shown
     assert not any(t.startswith("Stopped.") for t in shown + texts(at.success))
-    assert studio.session.state.pending_step is not None  # nothing was touched
+    assert studio.runs.session.state.pending_step is not None  # nothing was touched
 
 
 def test_two_sessions_never_share_a_run(tmp_path):
     a, _ = _started(tmp_path / "a")
     b = arithmetic_studio(tmp_path / "a")  # same runs folder, another browser session
-    b.update_config(steps=3, candidates=2)
-    b.new_run()
-    assert a.session.state.run_id != b.session.state.run_id
-    assert a.session.run_dir != b.session.run_dir
+    b.draft.update_optimizer(steps=3, candidates=2)
+    b.runs.create()
+    assert a.runs.session.state.run_id != b.runs.session.state.run_id
+    assert a.runs.session.run_dir != b.runs.session.run_dir
 
 
 def test_a_rejected_candidate_stays_rejected_after_a_reload_and_accept_best_skips_it(tmp_path):
     """Reject/Restore go through the engine: the rejection is saved with the run, a reopened
     run still shows it, and "Accept best" never picks it."""
     studio, at = _stepped(tmp_path)
-    best = studio.session.best_candidate()
+    best = studio.runs.session.best_candidate()
     click(at, f"reject_{best.id}")
     assert at.button(key=f"restore_{best.id}")  # the card offers Restore instead of Accept
     states = dict(zip(_frame(at, "edit distance")["candidate"], _frame(at, "edit distance")["state"]))
     assert states[best.id] == "rejected"
     # another browser session opens the run from disk
-    again = Studio(runs_root=studio.runs_root, models_override=studio.models_override)
-    again.open_run(studio.session.state.run_id, take_over=True)
-    assert again.session is not studio.session
-    assert again.session.state.pending_step.candidate(best.id).rejected
+    again = Studio(runs_root=studio.runs.root, models_override=studio.models.override)
+    again.runs.open(studio.runs.session.state.run_id, take_over=True)
+    assert again.runs.session is not studio.runs.session
+    assert again.runs.session.state.pending_step.candidate(best.id).rejected
     at2 = app_for(again, "pages/optimize.py")
     states = dict(zip(_frame(at2, "edit distance")["candidate"], _frame(at2, "edit distance")["state"]))
     assert states[best.id] == "rejected"
     click(at2, "accept_best")
-    decided = again.session.state.steps[-1]
+    decided = again.runs.session.state.steps[-1]
     assert decided.decision is not None and decided.decision.candidate_id != best.id
 
 
 def test_restore_takes_a_rejection_back_in_the_saved_run(tmp_path):
     studio, at = _stepped(tmp_path)
-    cand = studio.session.state.pending_step.candidates[0]
+    cand = studio.runs.session.state.pending_step.candidates[0]
     click(at, f"reject_{cand.id}")
     click(at, f"restore_{cand.id}")
-    saved = GPOSession.open(RunStore(studio.runs_root).run_dir(studio.run_id), studio.build_models(), take_over=True)
+    saved = saved_copy(studio)
     assert not saved.state.pending_step.candidate(cand.id).rejected
     assert at.button(key=f"accept_{cand.id}")
 
@@ -268,18 +278,16 @@ def test_a_cached_candidate_shows_cached_and_its_tokens_not_zero(tmp_path, monke
 
     def one_step() -> Studio:
         studio = Studio(runs_root=tmp_path / "runs", provider=provider)
-        studio.preview_upload(arithmetic_csv(24), "arith.csv")
-        studio.load_upload("question", "answer")
-        studio.update_splits(dev_size=6, test_size=6, seed=0)
-        studio.update_config(steps=2, candidates=2)
-        studio.new_run()
-        studio.start()
-        studio.next_step()
+        studio.tasks.preview_upload(arithmetic_csv(24), "arith.csv")
+        studio.tasks.load_upload("question", "answer")
+        studio.tasks.update_splits(dev_size=6, test_size=6, seed=0)
+        started_run(studio, steps=2, candidates=2)
+        studio.actions.next_step()
         return studio
 
     one_step()
     studio = one_step()  # the same step again: every request is answered from the cache
-    scored = [c for c in studio.session.state.pending_step.candidates if c.status == "scored"]
+    scored = [c for c in studio.runs.session.state.pending_step.candidates if c.status == "scored"]
     assert scored and all(c.usage.cached_calls == c.usage.calls > 0 for c in scored)
     at = app_for(studio, "pages/optimize.py")
     tokens = dict(zip(_frame(at, "edit distance")["candidate"], _frame(at, "edit distance")["tokens"]))
@@ -287,7 +295,7 @@ def test_a_cached_candidate_shows_cached_and_its_tokens_not_zero(tmp_path, monke
         assert tokens[c.id].startswith("cached"), tokens
         assert tokens[c.id] != "0"
     cards = [t for t in texts(at.markdown) if "tokens (dev scoring)" in t]
-    assert len(cards) == len(step_candidates := studio.session.state.pending_step.candidates), cards
+    assert len(cards) == len(step_candidates := studio.runs.session.state.pending_step.candidates), cards
     for c, card in zip(step_candidates, cards):
         if c in scored:
             assert "tokens (dev scoring) cached" in card, card

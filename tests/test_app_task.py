@@ -18,9 +18,9 @@ def test_load_a_sample_task_shows_it_and_its_split(tmp_path):
     assert texts(at.subheader) == ["Loaded task: object_counting"]
     assert any("Loaded sample task object_counting" in t for t in texts(at.success))
     split_line = next(t.value for t in at.text if t.value.startswith("train "))
-    splits = studio.settings.splits
+    splits = studio.draft.settings.splits
     assert f"dev {splits.dev_size}" in split_line and f"test {splits.test_size}" in split_line
-    assert at.selectbox(key=f"answer_type_{studio.task_version}").value == "number"
+    assert at.selectbox(key=f"answer_type_{studio.tasks.version}").value == "number"
 
 
 def test_upload_csv_preview_map_columns_and_load(tmp_path):
@@ -32,15 +32,15 @@ def test_upload_csv_preview_map_columns_and_load(tmp_path):
     preview = at.dataframe[0].value
     assert list(preview.columns) == ["question", "answer"] and len(preview) == 5
     # columns guessed from their names
-    digest = studio.upload.digest[:8]
+    digest = studio.tasks.upload.digest[:8]
     assert at.selectbox(key=f"map_input_{digest}").value == "question"
     assert at.selectbox(key=f"map_target_{digest}").value == "answer"
     next(b for b in at.button if b.label == "Load this file as the task").click().run()
     no_exception(at)
     assert texts(at.subheader) == ["Loaded task: arith"]
-    assert studio.task.answer_type == "number"  # inferred from the targets
-    assert len(studio.task.examples) == 20
-    assert studio.task.examples[0].input == "What is 3 + 11?"
+    assert studio.tasks.task.answer_type == "number"  # inferred from the targets
+    assert len(studio.tasks.task.examples) == 20
+    assert studio.tasks.task.examples[0].input == "What is 3 + 11?"
 
 
 def test_upload_error_names_file_line_field_and_keeps_previous_task(tmp_path):
@@ -55,7 +55,7 @@ def test_upload_error_names_file_line_field_and_keeps_previous_task(tmp_path):
     assert len(errors) == 1
     assert errors[0].startswith("bad.csv, line 3, field 'answer':"), errors
     assert "previous task (navigation) stays loaded" in " ".join(texts(at.info))
-    assert studio.task.name == "navigation"
+    assert studio.tasks.task.name == "navigation"
     assert texts(at.subheader) == ["Loaded task: navigation"]
 
 
@@ -68,16 +68,16 @@ def test_unparseable_upload_shows_the_parser_message(tmp_path):
     no_exception(at)
     errors = texts(at.error)
     assert len(errors) == 1 and errors[0].startswith("broken.jsonl, line 2"), errors
-    assert studio.task is None and studio.upload is None
+    assert studio.tasks.task is None and studio.tasks.upload is None
     assert "No task loaded yet" in " ".join(texts(at.info))
 
 
 def test_split_sizes_too_large_are_reported_by_setting(tmp_path):
     studio = make_studio(tmp_path)
-    studio.preview_upload(arithmetic_csv(10), "arith.csv")
-    studio.load_upload("question", "answer")
+    studio.tasks.preview_upload(arithmetic_csv(10), "arith.csv")
+    studio.tasks.load_upload("question", "answer")
     at = app_for(studio, "pages/task.py")
-    v = studio.task_version
+    v = studio.tasks.version
     at.number_input(key=f"dev_size_{v}").set_value(8)
     at.number_input(key=f"test_size_{v}").set_value(5).run()
     errors = texts(at.error)
@@ -87,12 +87,12 @@ def test_split_sizes_too_large_are_reported_by_setting(tmp_path):
 def test_prompt_settings_change_the_task(tmp_path):
     studio = make_studio(tmp_path)
     at = _load_sample(app_for(studio, "pages/task.py"), "word_sorting")
-    v = studio.task_version
+    v = studio.tasks.version
     at.selectbox(key=f"position_{v}").set_value("before_Q")
     at.text_area(key=f"instruction_{v}").set_value("Sort the words.").run()
     no_exception(at)
-    assert studio.task.instruction_position == "before_Q"
-    assert studio.task.initial_instruction == "Sort the words."
+    assert studio.tasks.task.instruction_position == "before_Q"
+    assert studio.tasks.task.initial_instruction == "Sort the words."
 
 
 def test_a_one_column_upload_says_the_file_has_one_column_and_needs_two(tmp_path):
@@ -113,7 +113,7 @@ def test_a_one_column_upload_says_the_file_has_one_column_and_needs_two(tmp_path
     assert "input column found" not in errors[0]
     assert not [s for s in at.selectbox if str(s.key).startswith("map_")]  # no column mapping offered
     assert not any(b.label == "Load this file as the task" for b in at.button)
-    assert studio.task is None
+    assert studio.tasks.task is None
 
 
 def test_the_same_column_for_input_and_target_is_refused_by_name(tmp_path):
@@ -121,7 +121,7 @@ def test_the_same_column_for_input_and_target_is_refused_by_name(tmp_path):
     at = app_for(studio, "pages/task.py")
     at.radio(key="task_source").set_value("Upload a file").run()
     at.file_uploader[0].set_value(("arith.csv", arithmetic_csv(8), "text/csv")).run()
-    digest = studio.upload.digest[:8]
+    digest = studio.tasks.upload.digest[:8]
     at.selectbox(key=f"map_target_{digest}").set_value("question")
     next(b for b in at.button if b.label == "Load this file as the task").click().run()
     errors = texts(at.error)

@@ -9,27 +9,27 @@ from streamlit.testing.v1 import AppTest
 from gpo_core.models.provider import key_fingerprint, resource_settings
 from gpo_core.optimizer.edits import word_diff
 from gpo_core.settings import ModelSettings
-from gpo_core.studio import views
+from gpo_core.studio.views import markup, run_view, step_view
 
 from app_support import APP, TIMEOUT, unescape
 
 
 def test_escape_markdown_escapes_every_punctuation_character():
     text = "A *b* _c_ [d](e) <b>f</b> $x$ :smile: :red[g] `h` # i | j ~k~ \\ l"
-    escaped = views.escape_markdown(text)
+    escaped = markup.escape_markdown(text)
     assert unescape(escaped) == text
     bare = escaped
     for ch in string.punctuation:
         bare = bare.replace("\\" + ch, "")
     assert not any(ch in bare for ch in string.punctuation), bare
-    assert views.escape_markdown("two\nlines") == "two lines"
+    assert markup.escape_markdown("two\nlines") == "two lines"
 
 
 def test_diff_markdown_marks_deleted_and_inserted_words_and_escapes_them():
-    md = views.diff_markdown(word_diff("Let's think step by step.", "Let's think *carefully* by step."))
+    md = markup.diff_markdown(word_diff("Let's think step by step.", "Let's think *carefully* by step."))
     assert md == "Let\\'s think :red-background[~~step~~] :green-background[**\\*carefully\\***] by step\\."
-    assert views.diff_markdown(word_diff("same", "same")) == "same"
-    assert views.diff_plain(word_diff("a b c", "a x c")) == "a [-b-] {+x+} c"
+    assert markup.diff_markdown(word_diff("same", "same")) == "same"
+    assert markup.diff_plain(word_diff("a b c", "a x c")) == "a [-b-] {+x+} c"
 
 
 def test_records_and_compare_frames():
@@ -37,11 +37,11 @@ def test_records_and_compare_frames():
          {"input": "q2", "target": "2", "parsed_answer": "3", "correct": False}]
     b = [{"input": "q2", "target": "2", "parsed_answer": "2", "correct": True},
          {"input": "q1", "target": "1", "parsed_answer": "1", "correct": True}]
-    assert list(views.records_frame(a, wrong_only=True)["input"]) == ["q2"]
-    both = views.compare_frame(a, b)
+    assert list(run_view.records_frame(a, wrong_only=True)["input"]) == ["q2"]
+    both = run_view.compare_frame(a, b)
     assert list(both["input"]) == ["q1", "q2"] and list(both["B correct"]) == [True, True]
-    assert list(views.compare_frame(a, b, wrong_only=True)["input"]) == ["q2"]
-    assert views.records_accuracy(a) == 0.5 and views.records_accuracy([]) is None
+    assert list(run_view.compare_frame(a, b, wrong_only=True)["input"]) == ["q2"]
+    assert run_view.records_accuracy(a) == 0.5 and run_view.records_accuracy([]) is None
 
 
 def test_resource_identity_ignores_per_request_settings_and_never_holds_the_key():
@@ -60,7 +60,7 @@ def test_both_roles_share_one_embedded_model_object(tmp_path, monkeypatch):
     monkeypatch.delenv("GPO_STUDIO_FAKE_MODELS", raising=False)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     studio = at.session_state["studio"]
-    models = studio.build_models()  # builds wrappers only; the model file loads on first call
+    models = studio.models.build()  # builds wrappers only; the model file loads on first call
     assert models.task is not models.optimizer
     assert models.task.inner is models.optimizer.inner
     assert models.task.inner.name.startswith("local:SmolLM2")
@@ -74,8 +74,8 @@ def test_candidate_tokens_read_cached_with_their_tokens_never_a_bare_zero():
     def cand(**usage):
         return CandidateRecord(id="s1c1", text="x", usage=TokenUsage(**usage))
 
-    assert views.candidate_tokens_text(cand(prompt_tokens=1000, completion_tokens=234, calls=8)) == "1,234"
-    assert views.candidate_tokens_text(cand(calls=8, cached_calls=8, cached_tokens=1234)) == "cached · 1,234"
-    assert views.candidate_tokens_text(cand(calls=8, cached_calls=8)) == "cached"
-    assert (views.candidate_tokens_text(cand(prompt_tokens=500, calls=8, cached_calls=3, cached_tokens=300))
+    assert step_view.candidate_tokens_text(cand(prompt_tokens=1000, completion_tokens=234, calls=8)) == "1,234"
+    assert step_view.candidate_tokens_text(cand(calls=8, cached_calls=8, cached_tokens=1234)) == "cached · 1,234"
+    assert step_view.candidate_tokens_text(cand(calls=8, cached_calls=8)) == "cached"
+    assert (step_view.candidate_tokens_text(cand(prompt_tokens=500, calls=8, cached_calls=3, cached_tokens=300))
             == "500 + 300 cached (3 of 8 calls cached)")

@@ -15,25 +15,32 @@ import pytest
 
 from gpo_core.models.base import ChatRequest, Completion
 from gpo_core.models.demo import demo_models
-from gpo_core.optimizer.session import GPOSession, Models
-from gpo_core.runs.repository import RunStore
+from gpo_core.optimizer.session import Models
 from gpo_core.studio.studio import Studio
 from gpo_core.studio.worker import JobBusyError, JobRegistry
 
-from app_support import app_for, arithmetic_studio, click, no_exception, settle, texts, wait_idle
+from app_support import (
+    app_for,
+    arithmetic_studio,
+    click,
+    no_exception,
+    open_run_id,
+    saved_copy,
+    settle,
+    started_run,
+    texts,
+    wait_idle,
+)
 
 LATENCY_S = 0.03
 
 
-def _slow_studio(tmp_path, steps: int = 3, **kwargs) -> Studio:
-    """A started run on demo models that take LATENCY_S per call; submits return at once."""
+def _slow_studio(tmp_path, steps: int = 3, latency_s: float = LATENCY_S, **kwargs) -> Studio:
+    """A started run on demo models that take ``latency_s`` per call; submits return at once."""
     studio = arithmetic_studio(tmp_path, **kwargs)
-    studio.models_override = demo_models(latency_s=LATENCY_S)
-    studio.update_config(steps=steps, candidates=2)
-    studio.quick_wait_s = 0  # show the running job, however quick
-    studio.new_run()
-    studio.start()
-    return studio
+    studio.models.override = demo_models(latency_s=latency_s)
+    studio.actions.quick_wait_s = 0  # show the running job, however quick
+    return started_run(studio, steps=steps, candidates=2)
 
 
 def _wait_for(condition, timeout: float = 30.0) -> None:
@@ -48,7 +55,7 @@ def test_next_step_runs_in_the_background_with_progress_and_conflicting_buttons_
     at = app_for(studio, "pages/optimize.py")
     at.button(key="next_step").click().run()
     no_exception(at)
-    assert studio.busy()
+    assert studio.actions.busy()
     assert any(t.startswith("**Running step 1 of 3") for t in texts(at.markdown)), texts(at.markdown)
     assert any("The work goes on if you leave this page or reload it." in t for t in texts(at.caption))
     for key in ("next_step", "run_auto"):
@@ -56,22 +63,24 @@ def test_next_step_runs_in_the_background_with_progress_and_conflicting_buttons_
     assert not at.button(key="stop_auto").disabled
     at.session_state["settings_box_run"] = True  # "Start a new run" waits too
     at.run()
-    assert at.button(key="new_run").disabled or not studio.busy()
+    assert at.button(key="new_run").disabled or not studio.actions.busy()
     settle(at)
     no_exception(at)
-    assert not studio.busy()
+    assert not studio.actions.busy()
     assert "Step 1: 2 candidates ready. Accept one or reject all." in texts(at.success)
     assert texts(at.subheader)[0].startswith("Step 1 of 3")
     assert not at.button(key="accept_best").disabled
 
 
 def test_stop_during_an_automatic_run_keeps_every_finished_step(tmp_path):
-    studio = _slow_studio(tmp_path, steps=4)
+    # slow enough (about 2 s a step) that Stop lands before the 4 steps are done, even on a
+    # loaded machine
+    studio = _slow_studio(tmp_path, steps=4, latency_s=0.15)
     at = app_for(studio, "pages/optimize.py")
     at.number_input(key="auto_n").set_value(4)
     at.button(key="run_auto").click().run()
     no_exception(at)
-    job = studio.jobs.get(studio.run_id)
+    job = studio.runs.registry.get(studio.runs.run_id)
     _wait_for(lambda: len(job.view().log) >= 1)
     at.run()  # the page shows the finished step in the job's log
     assert any(t.startswith("Step 1: auto") for t in texts(at.text)), texts(at.text)
@@ -79,10 +88,10 @@ def test_stop_during_an_automatic_run_keeps_every_finished_step(tmp_path):
     assert job.view().stop_requested
     settle(at)
     no_exception(at)
-    decided = len(studio.session.state.decided_steps)
-    assert 1 <= decided < 4 and studio.session.state.pending_step is None
+    decided = len(studio.runs.session.state.decided_steps)
+    assert 1 <= decided < 4 and studio.runs.session.state.pending_step is None
     assert f"Stopped. Every finished step is kept: {decided} of 4 steps done." in texts(at.info), job.view()
-    saved = GPOSession.open(RunStore(studio.runs_root).run_dir(studio.run_id), studio.build_models(), take_over=True)
+    saved = saved_copy(studio)
     assert len(saved.state.decided_steps) == decided  # every finished step is on disk
     assert not at.button(key="run_auto").disabled  # the run resumes from here
 
@@ -99,8 +108,8 @@ class _DownOptimizer:
 def test_a_failed_job_shows_its_error_on_the_page_not_in_a_collapsed_box(tmp_path):
     studio = arithmetic_studio(tmp_path)
     demo = demo_models()
-    studio.models_override = Models(demo.task, _DownOptimizer(), demo.embedder)
-    studio.update_config(steps=3, candidates=2)
+    studio.models.override = Models(demo.task, _DownOptimizer(), demo.embedder)
+    studio.draft.update_optimizer(steps=3, candidates=2)
     at = app_for(studio, "pages/optimize.py")
     click(at, "new_run")
     click(at, "next_step")
@@ -118,51 +127,51 @@ def test_navigating_away_and_back_does_not_cancel_the_job(tmp_path):
     at.button(key="run_auto").click().run()
     at.switch_page("pages/results.py").run()
     no_exception(at)
-    if studio.busy():  # the sidebar tells the work goes on
+    if studio.actions.busy():  # the sidebar tells the work goes on
         assert "Working in the background" in texts(at.sidebar.caption)
     at.switch_page("pages/home.py").run()
     at.switch_page("pages/optimize.py").run()
     settle(at)
     no_exception(at)
-    assert len(studio.session.state.decided_steps) == 3
+    assert len(studio.runs.session.state.decided_steps) == 3
     assert "Ran 3 steps automatically." in texts(at.success)
 
 
 def test_a_reloaded_tab_attaches_to_the_job_still_running_on_its_run(tmp_path):
     first = _slow_studio(tmp_path)
-    first.submit_run_auto(3)
-    assert first.busy()
+    first.actions.submit_run_auto(3)
+    assert first.actions.busy()
     # the reload: a new browser session with the owner token and run id from the address
-    again = Studio(runs_root=first.runs_root, models_override=first.models_override, owner=first.owner)
-    again.open_run(first.run_id)
-    assert again.session is first.session and again.busy()  # the live session, not a copy from disk
+    again = Studio(runs_root=first.runs.root, models_override=first.models.override, owner=first.runs.owner)
+    again.runs.open(open_run_id(first))
+    assert again.runs.session is first.runs.session and again.actions.busy()  # the live session, not a copy from disk
     at = app_for(again, "pages/optimize.py")
     assert any(t.startswith("**Running 3 steps automatically") for t in texts(at.markdown))
     settle(at)
-    assert len(again.session.state.decided_steps) == 3
+    assert len(again.runs.session.state.decided_steps) == 3
     assert "Ran 3 steps automatically." in texts(at.success)
 
 
 def test_another_browser_cannot_silently_take_a_run_that_is_working(tmp_path):
     first = _slow_studio(tmp_path)
-    first.submit_run_auto(3)
-    other = Studio(runs_root=first.runs_root, models_override=first.models_override)
+    first.actions.submit_run_auto(3)
+    other = Studio(runs_root=first.runs.root, models_override=first.models.override)
     from gpo_core.runs.repository import RunInUseError
 
     with pytest.raises(RunInUseError, match="open it anyway"):
-        other.open_run(first.run_id)
+        other.runs.open(open_run_id(first))
     wait_idle(first)
 
 
 def test_one_job_per_run_at_a_time(tmp_path):
     studio = _slow_studio(tmp_path)
-    studio.submit_run_auto(2)
+    studio.actions.submit_run_auto(2)
     with pytest.raises(JobBusyError, match="still running"):
-        studio.submit_next_step()
+        studio.actions.submit_next_step()
     with pytest.raises(JobBusyError):
-        studio.undo()
+        studio.actions.undo()
     wait_idle(studio)
-    assert len(studio.session.state.decided_steps) == 2
+    assert len(studio.runs.session.state.decided_steps) == 2
 
 
 def test_a_job_survives_its_browser_session(tmp_path):
@@ -170,16 +179,16 @@ def test_a_job_survives_its_browser_session(tmp_path):
     submitted it (a closed tab) leaves the work running and its outcome collectable."""
     registry = JobRegistry()
     studio = _slow_studio(tmp_path)
-    studio.jobs = registry
-    run_id, owner = studio.run_id, studio.owner
-    studio.submit_run_auto(2)
+    studio.runs.registry = registry
+    run_id, owner = open_run_id(studio), studio.runs.owner
+    studio.actions.submit_run_auto(2)
     del studio
     job = registry.get(run_id)
     assert job is not None and job.wait(60)
     again = Studio(runs_root=tmp_path / "runs", models_override=demo_models(), owner=owner, jobs=registry)
-    again.open_run(run_id)
-    assert again.collect_outcome().text == "Ran 2 steps automatically."
-    assert len(again.session.state.decided_steps) == 2
+    again.runs.open(run_id)
+    assert again.actions.collect_outcome().text == "Ran 2 steps automatically."
+    assert len(again.runs.session.state.decided_steps) == 2
 
 
 def test_a_job_reports_progress_log_result_and_errors():

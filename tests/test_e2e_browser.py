@@ -13,6 +13,8 @@ uploads, reruns, fragments, background jobs, downloads, saving the run) is the r
 Needs Debian's ``chromium`` at /usr/bin/chromium (or ``$GPO_CHROMIUM``) and the ``playwright`` Python package (its
 own browser downloads are not used). Without Chromium the test is skipped with the reason,
 unless ``GPO_REQUIRE_BROWSER=1`` (CI), where a missing browser is a failure.
+
+Over 300 lines: the server-and-browser harness and the two scenarios that share it.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def test_upload_step_accept_and_download_the_final_prompt(app_url, tmp_path):
             # Accept the second candidate, reading its id and text from its card
             expect(page.get_by_role("button", name="Accept", exact=True)).to_have_count(2)
             card = page.locator("[class*='st-key-card_']").nth(1)  # the candidate's bordered card
-            cid = re.search(r"st-key-card_(\w+)", card.get_attribute("class")).group(1)
+            cid = re.search(r"st-key-card_(\w+)", card.get_attribute("class") or "").group(1)
             accepted = card.get_by_test_id("stCode").inner_text().strip()
             assert accepted.startswith("Let's think step by step. ") and len(accepted.split()) > 5
             card.get_by_role("button", name="Accept", exact=True).click()

@@ -29,7 +29,7 @@ def test_real_minilm_loads_offline_and_ranks_paraphrases_first(minilm):
                TrajectoryEntry(2, "Output only the final number.", 0.4, 2),
                TrajectoryEntry(3, "Answer yes or no.", 0.2, 3)]
     got = select_update_direction(entries, "Let's think step by step.", k=2, strategy="relevance",
-                                  embedder=minilm, newest_id=3)
+                                  embedder=minilm, newest_id=3, pool="all")
     assert {r.entry_id for r in got} == {3, 1}   # newest + the paraphrase, not the unrelated ones
     sims = {r.entry_id: r.similarity for r in got}
     assert sims[1] > 0.5 > sims[3]

@@ -13,7 +13,7 @@ import pytest
 from gpo_testkit.fake_openai_server import FAULT_KINDS, FakeOpenAIServer, FaultPlan, default_responder
 
 
-def post(server, body, key="sk-fake-key-123", timeout=5.0):
+def post(server, body, key: str | None = "sk-fake-key-123", timeout: float = 5.0):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
     headers = {"Content-Type": "application/json"}
     if key is not None:

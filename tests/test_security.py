@@ -6,6 +6,8 @@ otherwise), through the CLI, in-process with DEBUG logging on, and through the a
 page password field. Then every file under the test's folders (run folders, response cache
 with its SQLite WAL, GPO_HOME, exports) and Streamlit's folders, the captured logs and
 stdout/stderr, and every element the app rendered are searched for the key.
+
+Over 300 lines: the security checks of the app and the engine stay in one file, for review.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from gpo_core.tasks.task import Example, Task
 from gpo_testkit.embedders import HashingEmbedder
 from gpo_testkit.scripted import ScriptedChatModel
 
-from app_support import APP, TIMEOUT, no_exception
+from app_support import APP, TIMEOUT, click, no_exception
 from engine_fakes import run_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,11 +198,11 @@ def test_key_typed_in_the_app_never_leaks(make_fake_server, tmp_path, sentinel, 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()  # the app makes this session's Studio itself (runs under GPO_HOME)
     studio: Studio = at.session_state["studio"]
-    assert studio.runs_root == home / "runs"
-    studio.preview_upload(mc_csv(), "colours.csv")
-    studio.load_upload("question", "answer")
-    studio.update_splits(dev_size=3, test_size=2)
-    studio.update_config(steps=2, candidates=2, selection="recency")
+    assert studio.runs.root == home / "runs"
+    studio.tasks.preview_upload(mc_csv(), "colours.csv")
+    studio.tasks.load_upload("question", "answer")
+    studio.tasks.update_splits(dev_size=3, test_size=2)
+    studio.draft.update_optimizer(steps=2, candidates=2, selection="recency")
 
     at.switch_page("pages/models.py").run()
     field = at.text_input(key="api_key_input")
@@ -212,15 +214,14 @@ def test_key_typed_in_the_app_never_leaks(make_fake_server, tmp_path, sentinel, 
     at.text_input(key="api_key_input").set_value(sentinel).run()
     at.button(key="task_test").click().run()
     no_exception(at)
-    assert studio.api_key == sentinel
+    assert studio.models.api_key == sentinel
     pages = [_shown_text(at)]
     at.button(key="optimizer_test").click().run()
     pages.append(_shown_text(at))
     # (a step would load the real sentence embedder for the similarity column: too slow here;
     # the optimizer model's use of the key is covered by its connection test and the CLI test)
     at.switch_page("pages/optimize.py").run()
-    at.button(key="new_run").click().run()
-    no_exception(at)
+    click(at, "new_run")  # waits for the background job that scores the start
     pages.append(_shown_text(at))
     at.switch_page("pages/results.py").run()
     no_exception(at)
@@ -228,11 +229,11 @@ def test_key_typed_in_the_app_never_leaks(make_fake_server, tmp_path, sentinel, 
     at.switch_page("pages/home.py").run()
     pages.append(_shown_text(at))
 
-    assert studio.session is not None and studio.session.started
+    assert studio.runs.session is not None and studio.runs.session.started
     assert server.requests_with_key == server.requests_served > 2  # the typed key was used
     for shown in pages:  # no element shows the key (the password field itself is skipped)
         assert sentinel not in shown
-    exports = studio.export_final_prompt() + studio.export_run_json() + studio.export_report_md()
+    exports = studio.exports.final_prompt() + studio.exports.run_json() + studio.exports.report_md()
     assert sentinel not in exports
     saved = list(home.rglob("run.json"))
     assert saved and list(home.rglob("responses.sqlite*"))
@@ -248,19 +249,24 @@ SCRIPT = "<script>alert(1)</script>"
 IMG = '<img src=x onerror="alert(2)">'
 BOLD = "**bold**"
 LINK = "[click](javascript:alert(3))"
-HOSTILE = f"{SCRIPT} {BOLD} {IMG} {LINK}"
+
+
+#: The hostile text of the optimizer's candidates: the same markup without closing tags and
+#: in another order, so the engine's echo filter (which refuses a leftover "</" tag or more
+#: than a few words copied from an exemplar) still lets it through to the page.
+CANDIDATE_HOSTILE = f"<script>alert(1) {IMG} {BOLD} {LINK}"
 
 
 def _hostile_models() -> Models:
     """Task model answers with HTML/Markdown around the right answer; optimizer proposes
-    candidates holding the same hostile text."""
+    candidates holding hostile text too."""
 
     def task_reply(req: ChatRequest) -> str:
         m = re.search(r"under (\w)\?", req.messages[-1][1])
         return f"{SCRIPT} {BOLD} The answer is ({m.group(1) if m else 'A'})."
 
     def opt_reply(req: ChatRequest) -> str:
-        return f"<INS>Let's think step by step. {HOSTILE} variant {req.sample_index}</INS>"
+        return f"<INS>Let's think step by step. {CANDIDATE_HOSTILE} variant {req.sample_index}</INS>"
 
     return Models(ScriptedChatModel(task_reply, name="task"), ScriptedChatModel(opt_reply, name="opt"),
                   HashingEmbedder())
@@ -314,7 +320,7 @@ def test_uploaded_and_model_text_render_as_text_never_html(tmp_path):
     at.file_uploader[0].set_value((f"{BOLD} {IMG}.csv".replace("/", "_"), _hostile_csv(), "text/csv")).run()
     next(b for b in at.button if b.label == "Load this file as the task").click().run()
     no_exception(at)
-    assert studio.task is not None and SCRIPT in studio.task.examples[0].input  # kept byte for byte
+    assert studio.tasks.task is not None and SCRIPT in studio.tasks.task.examples[0].input  # kept byte for byte
     problems = _markdown_problems(at)
     # a bad upload afterwards: the "previous task stays loaded" note names the hostile task
     at.file_uploader[0].set_value(("bad.csv", b"question,answer\nq1,yes\nq2,\n", "text/csv")).run()
@@ -322,16 +328,15 @@ def test_uploaded_and_model_text_render_as_text_never_html(tmp_path):
     assert any("previous task" in i.value for i in at.info)
     problems += _markdown_problems(at)
 
-    studio.update_splits(dev_size=4, test_size=2)
-    studio.update_config(steps=2, candidates=2, selection="recency")
+    studio.tasks.update_splits(dev_size=4, test_size=2)
+    studio.draft.update_optimizer(steps=2, candidates=2, selection="recency")
     at.switch_page("pages/optimize.py").run()
-    at.button(key="new_run").click().run()
-    at.button(key="next_step").click().run()
-    no_exception(at)
-    step = studio.session.state.pending_step
-    assert any(SCRIPT in c.text for c in step.candidates)  # the hostile text reached the page
+    click(at, "new_run")  # each click waits for its background job, then draws its result
+    click(at, "next_step")
+    step = studio.runs.session.state.pending_step
+    assert any(CANDIDATE_HOSTILE in c.text for c in step.candidates)  # the hostile text reached the page
     problems += _markdown_problems(at)
-    at.button(key="accept_best").click().run()
+    click(at, "accept_best")
     problems += _markdown_problems(at)
     at.switch_page("pages/results.py").run()
     no_exception(at)
@@ -401,13 +406,13 @@ def test_studio_opens_saved_runs_only_from_the_runs_folder(tmp_path):
     _saved_run(tmp_path / "outside", "outside")
     os.symlink(tmp_path / "outside", runs / "linked")
     studio = Studio(runs_root=runs, models_override=_hostile_models())
-    assert studio.open_run("inside").state.run_id == "inside"
+    assert studio.runs.open("inside").state.run_id == "inside"
     for crafted in ("../outside", str(tmp_path / "outside"), "linked", "inside/../../outside", "..", "/",
                     "inside/../..", "~", "%2e%2e/outside", "inside\x00"):
-        studio.session = None
+        studio.runs.session = None
         with pytest.raises(RunFileError):
-            studio.open_run(crafted)
-        assert studio.session is None
+            studio.runs.open(crafted)
+        assert studio.runs.session is None
 
 
 def test_app_refuses_a_run_that_points_outside_the_runs_folder(tmp_path):
@@ -438,13 +443,13 @@ def test_app_refuses_a_run_that_points_outside_the_runs_folder(tmp_path):
     no_exception(at)
     # the run opens from the folder it is listed under, whatever id its file claims (the id
     # is only shown, as text); its saves land in that folder and never outside
-    assert studio.session.run_dir == runs / "crafted"
-    studio.session.run_auto()
+    assert studio.runs.session.run_dir == runs / "crafted"
+    studio.runs.session.run_auto()
     assert json.loads((crafted / "run.json").read_text())["steps"] and outside() == before
     for crafted_id in ("evil", "../elsewhere", str(tmp_path / "elsewhere")):
         with pytest.raises(RunFileError):
-            studio.open_run(crafted_id)
+            studio.runs.open(crafted_id)
     at.selectbox(key="open_run_id").set_value("good")
     at.button(key="open_run").click().run()
     no_exception(at)
-    assert studio.session is not None and studio.session.state.run_id == "good"
+    assert studio.runs.session is not None and studio.runs.session.state.run_id == "good"

@@ -120,9 +120,9 @@ def test_cli_local_backend_refuses_a_model_that_is_not_gguf(tmp_path, capsys):
 
 def test_studio_refuses_bad_settings_and_keeps_the_previous_ones(tmp_path):
     studio = make_studio(tmp_path)
-    studio.preview_upload(arithmetic_csv(20), "arith.csv")
-    studio.load_upload("question", "answer")
-    before = studio.config
+    studio.tasks.preview_upload(arithmetic_csv(20), "arith.csv")
+    studio.tasks.load_upload("question", "answer")
+    before = studio.draft.optimizer
     from dataclasses import fields
 
     from gpo_core.settings import OptimizerSettings, label_of
@@ -133,21 +133,21 @@ def test_studio_refuses_bad_settings_and_keeps_the_previous_ones(tmp_path):
             continue
         widget = label_of(OptimizerSettings(), setting, "app")  # the error names the widget touched
         with pytest.raises(ConfigError) as err:
-            studio.update_config(**changes)
+            studio.draft.update_optimizer(**changes)
         assert err.value.setting == widget and widget != setting
-        assert studio.config == before
+        assert studio.draft.optimizer == before
     with pytest.raises(ConfigError, match="dev_size"):
-        studio.update_splits(dev_size=21, test_size=0)
-    spec = studio.settings.task_model
+        studio.tasks.update_splits(dev_size=21, test_size=0)
+    spec = studio.draft.settings.task_model
     with pytest.raises(ConfigError, match="Task model · Temperature"):
-        studio.set_model("task", backend="local", model="", base_url=None, temperature=-1, max_tokens=64,
+        studio.models.set_model("task", backend="local", model="", base_url=None, temperature=-1, max_tokens=64,
                          concurrency=1, timeout_s=30)
     with pytest.raises(ConfigError, match="Task model · Model"):
-        studio.set_model("task", backend="local", model="tiny-model.bin", base_url=None, temperature=0,
+        studio.models.set_model("task", backend="local", model="tiny-model.bin", base_url=None, temperature=0,
                          max_tokens=64, concurrency=1, timeout_s=30)
-    assert studio.settings.task_model == spec
-    assert studio.session is None
-    models = studio.models_override
+    assert studio.draft.settings.task_model == spec
+    assert studio.runs.session is None
+    models = studio.models.override
     assert models is not None and isinstance(models.task, DemoChatModel) and isinstance(models.optimizer, DemoChatModel)
     assert models.task.call_count == 0 and models.optimizer.call_count == 0
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("run.json"))
@@ -160,7 +160,7 @@ def test_models_page_refuses_a_local_model_that_is_not_gguf(tmp_path):
     no_exception(at)
     errors = texts(at.error)
     assert len(errors) == 1 and "Task model · Model" in errors[0] and ".gguf" in errors[0], errors
-    assert studio.settings.task_model.model != "tiny-model.bin"
+    assert studio.draft.settings.task_model.model != "tiny-model.bin"
 
 
 # ----------------------------------------------------------------------------- unknown model

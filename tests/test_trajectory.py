@@ -13,18 +13,19 @@ def traj():
         ("Answer quickly.", 0.20),
         ("Read carefully, then count the objects one by one.", 0.60),
     ]
-    return [TrajectoryEntry(i, t, a, i) for i, (t, a) in enumerate(texts)]
+    # a chosen path: the start prompt and the prompt chosen at each of 4 steps
+    return [TrajectoryEntry(i, t, a, i, chosen=True) for i, (t, a) in enumerate(texts)]
 
 
-def test_relevance_is_newest_plus_most_similar():
+def test_relevance_is_newest_then_most_similar_in_the_reference_order():
     got = select_update_direction(traj(), "Let's think step by step.", k=3, strategy="relevance",
                                   embedder=HashingEmbedder(), newest_id=4)
-    ids = {r.entry_id for r in got}
-    assert 4 in ids                      # the newest
-    assert {0, 2} <= ids                 # the two closest in wording to the current prompt
-    assert 3 not in ids
-    # shown in ascending score order, each with its similarity to the current prompt
-    assert [r.dev_accuracy for r in got] == sorted(r.dev_accuracy for r in got)
+    # relavance_selection.py: the newest first, then the k-1 others by similarity, descending
+    assert [r.entry_id for r in got] == [4, 0, 2]
+    assert 3 not in {r.entry_id for r in got}
+    by_score = select_update_direction(traj(), "Let's think step by step.", k=3, strategy="relevance",
+                                       embedder=HashingEmbedder(), newest_id=4, order="score")
+    assert [r.entry_id for r in by_score] == [0, 2, 4]     # our option: ascending, best last
     sim = {r.entry_id: r.similarity for r in got}
     assert sim[0] == pytest.approx(1.0, abs=1e-5) and sim[0] > sim[2] > sim[4]
     assert {r.reason for r in got} == {"newest", "most similar"}
@@ -73,3 +74,25 @@ def test_strategies_are_registered_by_name():
     from gpo_core.optimizer.direction import SELECTION_STRATEGIES, STRATEGIES
 
     assert SELECTION_STRATEGIES == tuple(STRATEGIES) == ("relevance", "recency", "importance")
+
+
+def test_the_chosen_path_leaves_out_siblings_that_were_never_chosen():
+    # step 1 scored three candidates and chose entry 2; entry 1 (never chosen) is closer in
+    # wording to the current prompt than the start, so "all" retrieves it and "chosen" must not
+    entries = [TrajectoryEntry(0, "Answer the question.", 0.40, 0, chosen=True),
+               TrajectoryEntry(1, "Count the objects one by one, carefully.", 0.30, 1),
+               TrajectoryEntry(2, "Count the objects one by one.", 0.55, 1, parent=0, chosen=True),
+               TrajectoryEntry(3, "Answer quickly.", 0.20, 1)]
+    emb = HashingEmbedder()
+    chosen = select_update_direction(entries, "Count the objects one by one.", k=2, strategy="relevance",
+                                     embedder=emb, newest_id=2)
+    assert [r.entry_id for r in chosen] == [2, 0]
+    every = select_update_direction(entries, "Count the objects one by one.", k=2, strategy="relevance",
+                                    embedder=emb, newest_id=2, pool="all")
+    assert [r.entry_id for r in every] == [2, 1]
+
+
+@pytest.mark.parametrize("kw", [dict(pool="best"), dict(order="random")])
+def test_unknown_pool_or_order_is_refused(kw):
+    with pytest.raises(ConfigError):
+        select_update_direction(traj(), "a", k=2, strategy="recency", **kw)

@@ -83,7 +83,9 @@ _DEMO_KEYWORDS = ("step", "carefully", "check", "final", "number", "arithmetic",
 _DEMO_EXTRAS = ("Check each step carefully.", "Give the final answer as a number.",
                 "Verify the arithmetic.", "Add the digits column by column.")
 _ARITH = re.compile(r"(-?\d+)\s*([-+*x×])\s*(-?\d+)")
-_CURRENT = re.compile(r"^Current instruction: (.*)$", re.MULTILINE)
+# The current prompt as each meta-prompt layout states it (gpo, opro, short).
+_CURRENT = re.compile(r"^(?:The prompt in use now:\n|The instruction in use now is:\n|Current instruction: )(.*)$",
+                      re.MULTILINE)
 
 
 def _demo_task_reply(request: ChatRequest) -> str:
@@ -105,7 +107,8 @@ def _demo_optimizer_reply(request: ChatRequest) -> str:
     i = request.sample_index % len(_DEMO_EXTRAS)
     rotated = _DEMO_EXTRAS[i:] + _DEMO_EXTRAS[:i]
     extra = next((e for e in rotated if e not in current), f"Be brief ({request.sample_index}).")
-    return f"<INS>{current} {extra}</INS>"
+    tags = ("<START>", "<END>") if "<START>" in text else ("<INS>", "</INS>")
+    return f"{tags[0]}{current} {extra}{tags[1]}"
 
 
 def demo_models(latency_s: float | None = None) -> Models:

@@ -12,17 +12,17 @@ they give ``Completion(error=...)`` at once. Empty or null content is not an err
 
 The API key lives only inside the ``openai.OpenAI`` client object: it is never kept in
 another attribute, shown by ``repr``, or put in an error message.
+
+Reading the SDK's replies and errors (which failures are retried, ``Retry-After``, the
+server's message) lives in :mod:`gpo_core.models.openai_replies`.
 """
 
 from __future__ import annotations
 
-import email.utils
-import importlib
 import json
 import os
 import random
 import time
-from types import ModuleType
 from typing import Any
 
 import openai
@@ -30,81 +30,22 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from gpo_core.errors import ConfigError
 from gpo_core.models.base import ChatModel, ChatRequest, Completion
+from gpo_core.models.openai_replies import (
+    MalformedReplyError,
+    error_code,
+    http_library,
+    read_reply,
+    retry_after_seconds,
+    server_message,
+)
+from gpo_core.models.openai_replies import is_retryable as _is_retryable  # tests import it from here
 
 __all__ = ["OpenAIChatModel", "check_connection", "retry_after_seconds", "http_library", "NO_KEY_PLACEHOLDER"]
 
 #: Sent as the API key to OpenAI-compatible servers that need none (most local servers).
 NO_KEY_PLACEHOLDER = "not-needed"
 
-_RETRY_STATUS = frozenset({408, 409, 429})
 _MAX_MESSAGE_CHARS = 200
-
-
-class MalformedReplyError(Exception):
-    """The server answered HTTP 200 with a body that is not a usable chat completion."""
-
-
-def http_library() -> ModuleType:
-    """The HTTP library the installed ``openai`` SDK is built on (``httpx``, or ``httpx2`` in
-    SDK 3.x): the module whose ``Client`` ``openai.DefaultHttpxClient`` extends."""
-    for cls in openai.DefaultHttpxClient.__mro__:
-        root = cls.__module__.split(".")[0]
-        if cls.__name__ == "Client" and root.startswith("httpx"):
-            return importlib.import_module(root)
-    return importlib.import_module("httpx")
-
-
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            code = err.get("code") or err.get("type")
-            return str(code) if code is not None else None
-    return None
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    """Whether a failed attempt is worth another try."""
-    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, MalformedReplyError,
-                        json.JSONDecodeError)):
-        # APITimeoutError is an APIConnectionError; the SDK lets json.JSONDecodeError out
-        # when a 200 body does not parse.
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        code = exc.status_code
-        if code == 429 and _error_code(exc) == "insufficient_quota":
-            return False
-        return code in _RETRY_STATUS or code >= 500
-    return False
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date).
-
-    headers: a mapping with case-insensitive ``get`` (``httpx.Headers``). Returns None when
-    absent or unparsable, else a value >= 0. Source: the OpenAI API's rate-limit headers.
-    """
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class OpenAIChatModel:
@@ -191,7 +132,7 @@ class OpenAIChatModel:
                                     reraise=True):
                 with attempt:
                     attempts += 1
-                    text, pt, ct, reported = _read_reply(create(**kwargs))
+                    text, pt, ct, reported = read_reply(create(**kwargs))
         except Exception as exc:  # noqa: BLE001 - a per-call failure becomes Completion.error
             reason = self._describe(exc)
             if attempts > 1:
@@ -244,7 +185,7 @@ class OpenAIChatModel:
             return f"connection to {self.base_url} failed: {detail}"
         if isinstance(exc, openai.APIStatusError):
             code = exc.status_code
-            server_msg = self._scrub(_server_message(exc))
+            server_msg = self._scrub(server_message(exc))
             if code == 401:
                 return f"authentication failed (HTTP 401) at {self.base_url}: check the API key"
             if code == 403:
@@ -253,7 +194,7 @@ class OpenAIChatModel:
                 return (f"unknown model '{self.model}' (HTTP 404 from {self.base_url}; "
                         f"check the model name and base URL): {server_msg}")
             if code == 429:
-                if _error_code(exc) == "insufficient_quota":
+                if error_code(exc) == "insufficient_quota":
                     return f"quota exceeded (HTTP 429 insufficient_quota): check the plan and billing: {server_msg}"
                 return f"rate limited (HTTP 429): {server_msg}"
             if code >= 500:
@@ -272,7 +213,7 @@ class OpenAIChatModel:
             kwargs: dict[str, Any] = {"model": self.model, "timeout": timeout_s, self._max_tokens_param: 5,
                                       "messages": [{"role": "user", "content": "Reply with the word OK."}]}
             resp = self._create(**kwargs)
-            _read_reply(resp)
+            read_reply(resp)
         except Exception as exc:  # noqa: BLE001
             return False, self._describe(exc), time.perf_counter() - t0
         seconds = time.perf_counter() - t0
@@ -294,40 +235,6 @@ class OpenAIChatModel:
 
     def __getstate__(self) -> Any:
         raise TypeError("OpenAIChatModel cannot be pickled (it holds a live client and key)")
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-    return str(getattr(exc, "message", "") or exc)
-
-
-def _read_reply(resp: Any) -> tuple[str, int, int, str | None]:
-    """``(text, prompt_tokens, completion_tokens, model)`` from a ChatCompletion, ``model``
-    being the name the server reported (``resp.model``; None when absent or not text).
-    Raises MalformedReplyError."""
-    try:
-        choices = resp.choices
-        if not choices:
-            raise MalformedReplyError("the reply has no choices")
-        message = choices[0].message
-        content = message.content if message is not None else None
-        usage = resp.usage
-    except AttributeError as exc:
-        raise MalformedReplyError(f"unexpected reply shape ({type(resp).__name__})") from exc
-    if content is not None and not isinstance(content, str):
-        raise MalformedReplyError(f"content is {type(content).__name__}, not text")
-    pt = ct = 0
-    if usage is not None:
-        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        ct = int(getattr(usage, "completion_tokens", 0) or 0)
-    reported = getattr(resp, "model", None)
-    return content or "", pt, ct, (reported.strip() or None) if isinstance(reported, str) else None
 
 
 def check_connection(model: ChatModel, timeout_s: float = 10.0) -> tuple[bool, str, float]:

@@ -121,31 +121,44 @@ def _distinct(entries: list[TrajectoryEntry], newest_id: int | None) -> list[Tra
 
 def select_update_direction(entries: list[TrajectoryEntry], current_prompt: str, *, k: int,
                             strategy: str = "relevance", embedder: Embedder | None = None,
-                            newest_id: int | None = None) -> list[Retrieved]:
+                            newest_id: int | None = None, pool: str = "chosen",
+                            order: str = "reference") -> list[Retrieved]:
     """Choose up to ``k`` trajectory entries to show the optimizer model.
 
     entries: the whole trajectory (any order). newest_id: the entry counted as "newest" for
     relevance, normally the current (chosen) prompt; it is kept even when an earlier entry
-    has the same text (default: the highest id, i.e. the last prompt added). Returns
-    Retrieved items, one per distinct text, ordered by dev accuracy ascending (as the
-    meta-prompt lists them, best last). Similarity is computed for every strategy when an
-    embedder is given, so the UI can show it. Raises ConfigError for k < 1, an unknown
-    strategy (see :data:`STRATEGIES`), or relevance without an embedder.
+    has the same text (default: the highest id, i.e. the last prompt added).
+    pool: "chosen" retrieves from the start prompt plus the prompt chosen at each step (the
+    reference code's ``old_instructions_and_scores_eval``: the default), "all" from every
+    scored prompt (ours). order: "reference" keeps the strategy's order (relevance: newest
+    first, then by similarity, as ``relavance_selection.py``; recency: newest first;
+    importance: best first), "score" lists by dev accuracy ascending (best last).
+    Returns Retrieved items, one per distinct text. Similarity is computed for every
+    strategy when an embedder is given, so the UI can show it. Raises ConfigError for
+    k < 1, an unknown strategy (see :data:`STRATEGIES`), pool or order, or relevance
+    without an embedder.
     """
     if k < 1:
         raise ConfigError("k", f"must be at least 1 (got {k})")
     if strategy not in STRATEGIES:
         raise ConfigError("selection",
                           f"unknown strategy {strategy!r}; choose one of {', '.join(SELECTION_STRATEGIES)}")
+    if pool not in ("chosen", "all"):
+        raise ConfigError("direction_pool", f"must be chosen or all, got {pool!r}")
+    if order not in ("reference", "score"):
+        raise ConfigError("direction_order", f"must be reference or score, got {order!r}")
+    if pool == "chosen":
+        entries = [e for e in entries if e.chosen or e.id == newest_id]
     if not entries:
         return []
-    pool = _distinct(entries, newest_id)
+    distinct = _distinct(entries, newest_id)
     if strategy in NEEDS_EMBEDDER and embedder is None:
         raise ConfigError("selection", f"{strategy} needs an embedder")
-    sims = _similarities(pool, current_prompt, embedder) if embedder is not None else None
-    sim_of = {e.id: (float(sims[i]) if sims is not None else None) for i, e in enumerate(pool)}
-    newest = next((e for e in pool if e.id == newest_id), pool[-1])
-    picked = STRATEGIES[strategy](pool, k, newest, sim_of)
+    sims = _similarities(distinct, current_prompt, embedder) if embedder is not None else None
+    sim_of = {e.id: (float(sims[i]) if sims is not None else None) for i, e in enumerate(distinct)}
+    newest = next((e for e in distinct if e.id == newest_id), distinct[-1])
+    picked = STRATEGIES[strategy](distinct, k, newest, sim_of)
     out = [Retrieved(e.id, e.prompt, e.dev_accuracy, e.step, sim_of[e.id], reason) for e, reason in picked]
-    out.sort(key=lambda r: (r.dev_accuracy, r.entry_id))
+    if order == "score":
+        out.sort(key=lambda r: (r.dev_accuracy, r.entry_id))
     return out

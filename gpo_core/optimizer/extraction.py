@@ -1,8 +1,17 @@
-"""Candidate extraction from optimizer-model replies, degrading gracefully.
+"""Candidate extraction from optimizer-model replies, and the filter that refuses echoes.
 
-The meta-prompt asks for the new instruction between ``<INS>`` and ``</INS>``; strong
-models comply, tiny ones (SmolLM2-135M) rarely do. We try, in order, and record which
-rule produced the candidate so the UI can show it:
+:func:`extract_for_layout` is what a step uses: the layout's answer tags first; then the
+layout's fallback: ``whole_reply`` (GPO's reference code, ``extract_text`` in
+``src/optimization/optimize.py``: without tags the whole reply is the prompt) or
+``graceful`` (the rules of :func:`extract_candidates`). GPO layout replies give at most one
+candidate (the first tagged span, as the reference); extra spans are dropped and counted.
+Every candidate then passes :func:`echo_refusal`, which refuses text that reproduces the
+meta-prompt's scaffolding, a field label ("Q:", "Output:", "Score:", "Current
+instruction:"), a broken tag, or an exemplar's text; the rule and any refusal are recorded
+per reply.
+
+The graceful rules, for replies that ignore the tags (tiny models such as SmolLM2-135M
+rarely use them), tried in order:
 
 1. ``tags``        -- text between <INS> and </INS> (also <START>/<END>, [INS]/[/INS])
 2. ``open_tag``    -- an opening tag without its closing tag: the text after it
@@ -17,6 +26,7 @@ A reply yielding nothing usable gives no candidate and a recorded reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpo_core.optimizer.templates import PLACEHOLDER
@@ -110,3 +120,93 @@ def extract_candidates(reply: str) -> Extraction:
             return Extraction([c], "first_line")
         last_problem = problem
     return Extraction([], "none", f"no usable instruction in reply ({last_problem or 'only chatter'})")
+
+
+# ----------------------------------------------------------------------------- layouts and echoes
+
+_LEADING_LABEL = re.compile(r"^\s*(?:\*\*)?\s*(?:new|improved|updated|revised|better)\s+(?:instruction|prompt)\s*"
+                            r"(?:\*\*)?\s*[:：]\s*", re.IGNORECASE)
+_FIELD_LABEL = re.compile(r"(?:^|\n|[.!?]\s+)[*#>_`\s]*(Q|A|Input|Output|Score|Prompt|Correct answer|"
+                          r"Ground truth answer|"
+                          r"Current instruction|Current prompt|Instruction|text)\s*[:：]", re.IGNORECASE)
+_BROKEN_TAG = re.compile(r"</?\s*(?:INS|START|END|Prompt)\b|</|\[/?INS", re.IGNORECASE)
+#: Words in a row a candidate may share with an exemplar or the meta-prompt's fixed wording.
+MAX_SHARED_WORDS = 7
+
+
+def _shingles(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def echo_refusal(candidate: str, *, scaffolding: Sequence[str] = (), exemplars: Sequence[str] = ()) -> str | None:
+    """Why ``candidate`` must not be scored, or None when it is a plain instruction.
+
+    Refused: a field label of a meta-prompt or task prompt at the start of the text, of a
+    line or of a sentence ("Q:", "A:",
+    "Input:", "Output:", "Score:", "Prompt:", "Correct answer:", "Current instruction:");
+    a leftover or broken answer tag ("</INS.", "<START"); more than
+    :data:`MAX_SHARED_WORDS` words in a row copied from ``scaffolding`` (the layout's fixed
+    sentences) or from ``exemplars`` (the exemplars' inputs and outputs shown to the
+    optimizer model)."""
+    m = _FIELD_LABEL.search(candidate)
+    if m:
+        return f"echoes the field label '{m.group(1)}:'"
+    if _BROKEN_TAG.search(candidate):
+        return "holds a leftover or broken tag"
+    n = MAX_SHARED_WORDS + 1
+    mine = _shingles(candidate, n)
+    if mine:
+        for text in exemplars:
+            if mine & _shingles(text, n):
+                return f"copies more than {MAX_SHARED_WORDS} words in a row of an exemplar"
+        for text in scaffolding:
+            if mine & _shingles(text, n):
+                return f"copies more than {MAX_SHARED_WORDS} words in a row of the meta-prompt's wording"
+    return None
+
+
+def extract_for_layout(reply: str, layout: str, *, scaffolding: Sequence[str] = (),
+                       exemplars: Sequence[str] = ()) -> Extraction:
+    """Extract the candidate(s) of one optimizer reply as the meta-prompt's ``layout``
+    asked (see the module docstring), then refuse echoes (:func:`echo_refusal`).
+
+    Returns an :class:`Extraction`: ``method`` is the rule used ("tags", "whole_reply" or a
+    graceful rule; "refused" when every candidate was refused, "none" when nothing was
+    found) and ``reason`` says why nothing is usable or what was dropped."""
+    from gpo_core.optimizer.templates import LAYOUTS
+
+    lay = LAYOUTS[layout]
+    if not reply or not reply.strip():
+        return Extraction([], "none", "empty reply")
+    notes: list[str] = []
+    if lay.fallback == "whole_reply":
+        spans = re.findall(re.escape(lay.open_tag) + r"(.*?)" + re.escape(lay.close_tag), reply, flags=re.DOTALL)
+        if spans:
+            found, method = [clean_candidate(spans[0])], "tags"
+            if len(spans) > 1:
+                notes.append(f"{len(spans) - 1} more tagged span(s) dropped: one candidate per reply")
+        else:
+            start = reply.find(lay.open_tag)
+            body = reply[start + len(lay.open_tag):] if start >= 0 else reply
+            end = body.find(lay.close_tag)
+            found, method = [clean_candidate(body if end < 0 else body[:end])], "whole_reply"
+        found = [_LEADING_LABEL.sub("", c).strip() for c in found]
+        problem = _usable(found[0])
+        if problem:
+            return Extraction([], "none", f"no usable instruction in reply ({problem})")
+    else:
+        ext = extract_candidates(reply)
+        if not ext.candidates:
+            return ext
+        found, method = ext.candidates, ext.method
+    kept, refusals = [], []
+    for c in found:
+        why = echo_refusal(c, scaffolding=scaffolding, exemplars=exemplars)
+        if why is None:
+            kept.append(c)
+        else:
+            refusals.append(f"refused {c[:60]!r}: {why}")
+    if not kept:
+        return Extraction([], "refused", "; ".join(refusals + notes))
+    return Extraction(kept, method, "; ".join(refusals + notes) or None)

@@ -20,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from gpo_core.errors import EndpointDownError
 from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage
 from gpo_core.models.embeddings import Embedder
+from gpo_core.optimizer import templates as T
 from gpo_core.optimizer.direction import select_update_direction
 from gpo_core.optimizer.edits import word_edit_distance
-from gpo_core.optimizer.extraction import extract_candidates
+from gpo_core.optimizer.extraction import extract_for_layout
 from gpo_core.optimizer.metaprompt import build_meta_prompt, pick_exemplars
 from gpo_core.optimizer.policies import norm_text, rejected_texts
 from gpo_core.optimizer.schedule import edit_budget
@@ -96,6 +97,15 @@ def score_one(scorer: Scorer, step: StepRecord, cand: CandidateRecord, split: st
     return res
 
 
+def layout_sentences(layout: str, position: str) -> list[str]:
+    """The fixed sentences of a meta-prompt layout, as sent (for the echo filter)."""
+    lay = T.LAYOUTS[layout]
+    where = T.POSITION_WORDS.get(position, "")
+    return [lay.header.format(placeholder=T.PLACEHOLDER), lay.trajectory_header,
+            lay.exemplars_header.format(placeholder=T.PLACEHOLDER, where=where),
+            lay.request.format(placeholder=T.PLACEHOLDER, where=where), lay.budget, lay.answer_format]
+
+
 def _ex_dicts(examples: list[Example]) -> list[dict]:
     return [{"input": e.input, "target": e.target} for e in examples]
 
@@ -139,6 +149,15 @@ class Proposer:
                     known.setdefault(norm_text(c.text), (c.id, c.dev_accuracy))
         return known
 
+    def exemplars(self, t: int, attempt: int) -> list[Example]:
+        """The exemplars of step ``t`` (attempt ``attempt``): drawn once per run from the
+        format split (else train) when ``exemplar_draw`` is "once" (the reference draws its
+        ``format_index`` once per task), else redrawn per step and attempt."""
+        c = self.state.settings.optimizer
+        seed = self.state.settings.splits.seed
+        key = f"{seed}:exemplars" if c.exemplar_draw == "once" else f"{seed}:{t}:{attempt}"
+        return pick_exemplars(self.splits.exemplars or self.splits.train, c.n_exemplars, random.Random(key))
+
     def _rejected_for_meta(self) -> list[str]:
         if not self.state.settings.optimizer.show_rejections:
             return []
@@ -154,15 +173,17 @@ class Proposer:
         st = self.state
         c = st.settings.optimizer
         attempt = 1 + sum(1 for s in st.steps if s.step == t)
-        rng = random.Random(f"{st.settings.splits.seed}:{t}:{attempt}")
         budget = budget_for(st.settings, t)
         current = st.current_prompt
         retrieved = select_update_direction(st.trajectory, current, k=c.k, strategy=c.selection,
-                                            embedder=self.embedder, newest_id=st.current_entry_id)
-        exemplars = pick_exemplars(self.splits.exemplars or self.splits.train, c.n_exemplars, rng)
+                                            embedder=self.embedder, newest_id=st.current_entry_id,
+                                            pool=c.direction_pool, order=c.direction_order)
+        exemplars = self.exemplars(t, attempt)
         meta = build_meta_prompt(retrieved=retrieved, current_prompt=current, exemplars=exemplars,
                                  position=st.task.instruction_position, budget=budget if c.use_budget else None,
-                                 rejected=self._rejected_for_meta())
+                                 rejected=self._rejected_for_meta(), layout=c.layout)
+        scaffolding = layout_sentences(c.layout, st.task.instruction_position)
+        shown = [text for e in exemplars for text in (e.input, e.target)]
         if on_progress:
             on_progress("optimizer", 0, c.candidates)
         completions = self._sample(meta, (attempt - 1) * c.candidates, c.candidates)
@@ -179,7 +200,8 @@ class Proposer:
         seen_here: dict[str, str] = {}
         for i, comp in enumerate(completions):
             usage_opt.add(comp)
-            ext = extract_candidates(comp.text) if not comp.error else None
+            ext = (extract_for_layout(comp.text, c.layout, scaffolding=scaffolding, exemplars=shown)
+                   if not comp.error else None)
             call = OptimizerCall(sample_index=(attempt - 1) * c.candidates + i, reply=comp.text,
                                  extraction=ext.method if ext else "none",
                                  reason=(ext.reason if ext else f"call failed: {comp.error}"), candidate_ids=[],

@@ -23,6 +23,14 @@ __all__ = ["Progress", "Scorer", "check_endpoint"]
 Progress = Callable[[str, int, int], None]
 
 
+def resolved_protocol(protocol: str, task_has_splits: bool = False) -> str:
+    """The scoring protocol a setting means: "auto" is "reference" for a task folder with its
+    own splits (BBH, MMLU) and "single" otherwise; other values stand."""
+    if protocol == "auto":
+        return "reference" if task_has_splits else "single"
+    return protocol
+
+
 def check_endpoint(results: list[EvalResult], what: str) -> None:
     """Raise EndpointDownError (one line, with the first error) when every call of
     ``results`` failed: the endpoint looks down and no score means anything."""
@@ -56,6 +64,7 @@ class Scorer:
         results = evaluate_many(prompts, examples, self.task_model, answer_type=self.state.task.answer_type,
                                 position=self.state.task.instruction_position, max_tokens=tm.max_tokens,
                                 temperature=tm.temperature, concurrency=self.concurrency, split=split,
-                                on_progress=cb, should_stop=should_stop, retry_failed=True)
+                                on_progress=cb, should_stop=should_stop, retry_failed=True,
+                                protocol=resolved_protocol(self.state.settings.optimizer.protocol))
         check_endpoint(results, split)
         return results

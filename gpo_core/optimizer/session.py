@@ -1,5 +1,7 @@
 """The GPO optimization loop, as a session a human (or the auto loop) drives.
 
+One module because the session is one object with a method per user action; its work is delegated (issue 9).
+
 The session orchestrates: :class:`~gpo_core.optimizer.proposer.Proposer` does a step's model
 work (update direction, meta-prompt, N samples, extraction, dedupe, dev scores), the run's
 decision policy (:mod:`gpo_core.optimizer.policies`) picks the next prompt for every
@@ -24,7 +26,7 @@ from gpo_core.optimizer import transitions
 from gpo_core.optimizer.direction import TrajectoryEntry
 from gpo_core.optimizer.policies import explain_none, get_policy, ineligible_reason
 from gpo_core.optimizer.proposer import Proposer, budget_for, configured_models, score_one
-from gpo_core.optimizer.scorer import Progress, Scorer
+from gpo_core.optimizer.scorer import Progress, Scorer, resolved_protocol
 from gpo_core.optimizer.transitions import now as _now
 from gpo_core.runs.records import CandidateRecord, Decision, RunState, StepRecord
 from gpo_core.runs.repository import RunRepository
@@ -80,6 +82,11 @@ class GPOSession:
         if splits is None:
             dev_size, test_size = default_split_sizes(task, sp.dev_size, sp.test_size)
             splits = split_task(task, dev_size=dev_size, test_size=test_size, train_size=sp.train_size, seed=sp.seed)
+        # T from the data when the user picked epochs (reference: epochs x steps per epoch)
+        opt = settings.optimizer.for_train_size(len(splits.train))
+        # "auto" scoring protocol: the reference's for a task folder with its own splits
+        opt = opt.replace(protocol=resolved_protocol(opt.protocol, bool(task.explicit_splits)))
+        settings = settings.replace(optimizer=opt).validate()
         if not splits.dev:
             raise ConfigError("dev_size", "the dev split is empty")
         return cls(transitions.new_run_state(task, settings, splits, run_id), models, run_dir, owner)

@@ -1,41 +1,119 @@
-"""Meta-prompt templates (wording only; assembly logic is in :mod:`gpo_core.optimizer.metaprompt`).
+"""Meta-prompt wording, one :class:`Layout` per named layout (assembly is in
+:mod:`gpo_core.optimizer.metaprompt`). The wording is ours in every layout; only the
+structure follows its source.
 
-The parts follow GPO's generation-based update (Tang et al. 2024, Sec. 3.3 and Fig. 2):
-retrieved trajectory prompts with scores 0-100, task exemplars with the instruction
-position marked ``<Prompt>``, the current prompt, the edit budget, and the request to
-wrap the answer in tags; when the user rejected candidates by hand, those are marked
-"rejected by the user" (our addition; the paper has no human in the loop). The wording is
-ours and kept short: every word here is paid for N times a step. ``PAPER_*`` reproduces
-the reference code's longer layout for the token comparison in ``benchmarks/``.
+- ``gpo`` (default): the structure of GPO's reference code (RUCAIBox/GPO,
+  ``utilize_gradient/generate_without_gradient.py`` with the ``k_update`` trajectory list
+  and the ``w_lr`` step-size sentence; Tang et al. 2024, Sec. 3.3): a task line naming the
+  ``<Prompt>`` placeholder, the retrieved prompts with scores, the current prompt, a
+  sentence on how to read the exemplars, the exemplars (input with ``<Prompt>`` at the
+  instruction position, output), the request, the edit-budget sentence and the answer
+  tags ``<START>``/``<END>``. The reference prints scores rounded in [0, 1] under a text
+  that says "0 to 100"; we print 0-100, as the text says.
+- ``opro``: the OPRO-style layout (Yang et al. 2023, "Large Language Models as
+  Optimizers") that this project once mislabelled "paper"; kept for the token comparison.
+- ``short``: GPO Studio's own short wording (fewest tokens: every word is paid N times a
+  step), tags ``<INS>``/``</INS>``.
+
+Candidates the user rejected by hand are marked "rejected by the user" in every layout
+(our addition: the paper has no human in the loop).
 """
 
-PLACEHOLDER = "<Prompt>"
-OPEN_TAG = "<INS>"
-CLOSE_TAG = "</INS>"
+from __future__ import annotations
 
-HEADER = "Improve an instruction for a task. Earlier instructions and their scores (0-100, higher is better):"
-TRAJECTORY_ITEM = "Instruction: {prompt}\nScore: {score}"
-EXEMPLARS_HEADER = "Task examples; " + PLACEHOLDER + " marks where the instruction goes:"
-EXEMPLAR_ITEM = "{rendered}\nCorrect answer: {target}"
-CURRENT = "Current instruction: {current}"
-BUDGET = "Write one new instruction that scores higher. Change at most {budget} words of the current instruction."
-NO_BUDGET = "Write one new instruction that scores higher."
-ANSWER_FORMAT = "Reply with only the new instruction between " + OPEN_TAG + " and " + CLOSE_TAG + "."
+from dataclasses import dataclass
+
+PLACEHOLDER = "<Prompt>"
+
+#: Where the instruction sits, as the exemplar-reading sentence describes it.
+POSITION_WORDS = {"before_Q": "before the question", "Q_begin": "at the beginning of the question",
+                  "Q_end": "at the end of the question", "A_begin": "at the beginning of the answer"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The wording of one meta-prompt layout. ``{...}`` fields are filled by the assembler.
+
+    header: first part (may name ``{placeholder}``). trajectory_header: line before the
+    retrieved prompts ("" = none). trajectory_item: one retrieved prompt (``{prompt}``,
+    ``{score}`` 0-100). current: the current prompt (``{current}``). exemplars_header:
+    how to read the exemplars (``{placeholder}``, ``{where}``). exemplar_item: one exemplar
+    (``{rendered}`` input with the placeholder, ``{target}``). request: what to write
+    (``{where}``). budget: the edit-budget sentence (``{budget}`` words). answer_format:
+    where to put the answer. open_tag / close_tag: the answer tags. fallback: the
+    extraction rule when the tags are missing: "whole_reply" (reference) or "graceful"
+    (our rules, see :mod:`gpo_core.optimizer.extraction`). exemplars_first: exemplars
+    before the current prompt (OPRO, short) or after it (GPO).
+    """
+
+    header: str
+    trajectory_header: str
+    trajectory_item: str
+    current: str
+    exemplars_header: str
+    exemplar_item: str
+    request: str
+    budget: str
+    answer_format: str
+    open_tag: str
+    close_tag: str
+    fallback: str
+    exemplars_first: bool
+    label: str
+
+
+GPO = Layout(
+    label="GPO (reference structure, default)",
+    header="Write a prompt that will take the place of {placeholder} in the task below.",
+    trajectory_header="Earlier prompts and the scores they got (0 to 100; higher is better):",
+    trajectory_item="Prompt: {prompt}\nScore: {score}",
+    current="The prompt in use now:\n{current}",
+    exemplars_header=("In each example, {placeholder} marks where your prompt goes, {where}; the model reads "
+                      "the input with your prompt in place and must produce the given output exactly, "
+                      "otherwise its answer counts as wrong."),
+    exemplar_item="Input:\n{rendered}\nOutput:\n{target}",
+    request=("Study the earlier prompts and their scores, then write a better prompt to take the place of "
+             "{placeholder} {where} in these examples."),
+    budget="Change no more than {budget} words of the prompt in use now.",
+    answer_format="Put the new prompt between <START> and <END>.",
+    open_tag="<START>", close_tag="<END>", fallback="whole_reply", exemplars_first=False,
+)
+
+OPRO = Layout(
+    label="OPRO wording (for comparison)",
+    header="Your job is to write a new instruction <INS>. Earlier instructions follow with their scores, "
+           "from 0 to 100.",
+    trajectory_header="",
+    trajectory_item="text:\n{prompt}\nscore:\n{score}",
+    current="The instruction in use now is:\n{current}",
+    exemplars_header="Some problems:",
+    exemplar_item="input:\n{rendered}\nGround truth answer:\n{target}",
+    request=("Write an instruction unlike every instruction <INS> above, scoring higher than all of them, "
+             "short, effective and applicable to every problem above."),
+    budget="You may change up to {budget} words of the instruction in use now.",
+    answer_format="Start the instruction with <INS> and end it with </INS>.",
+    open_tag="<INS>", close_tag="</INS>", fallback="graceful", exemplars_first=True,
+)
+
+SHORT = Layout(
+    label="Short (GPO Studio's, fewest tokens)",
+    header="Improve an instruction for a task.",
+    trajectory_header="Earlier instructions and their scores (0-100, higher is better):",
+    trajectory_item="Instruction: {prompt}\nScore: {score}",
+    current="Current instruction: {current}",
+    exemplars_header="Task examples; {placeholder} marks where the instruction goes:",
+    exemplar_item="{rendered}\nCorrect answer: {target}",
+    request="Write one new instruction that scores higher.",
+    budget="Change at most {budget} words of the current instruction.",
+    answer_format="Reply with only the new instruction between <INS> and </INS>.",
+    open_tag="<INS>", close_tag="</INS>", fallback="graceful", exemplars_first=True,
+)
+
+#: Meta-prompt layouts by name (OptimizerSettings.layout, ``--layout``).
+LAYOUTS: dict[str, Layout] = {"gpo": GPO, "opro": OPRO, "short": SHORT}
+
 #: Candidates the user rejected (OptimizerSettings.show_rejections): appended to the text of
 #: a retrieved prompt that was rejected, and listed after the trajectory for the others.
 REJECTED_MARK = " (rejected by the user)"
-REJECTED_HEADER = "Instructions rejected by the user; do not propose them again:"
-REJECTED_ITEM = "Instruction: {prompt}" + REJECTED_MARK
-
-# The reference code's layout (OPRO-style wording plus GPO's step-size sentence), used only
-# by benchmarks to compare token cost per step.
-PAPER_HEADER = ("Your task is to generate the instruction <INS>. Below are some previous instructions "
-                "with their scores. The score ranges from 0 to 100.")
-PAPER_TRAJECTORY_ITEM = "text:\n{prompt}\nscore:\n{score}"
-PAPER_EXEMPLARS_HEADER = "Below are some problems."
-PAPER_EXEMPLAR_ITEM = "input:\n{rendered}\nGround truth answer:\n{target}"
-PAPER_CURRENT = "The current instruction is:\n{current}"
-PAPER_BUDGET = ("Generate an instruction that is different from all the instructions <INS> above, and has a "
-                "higher score than all the instructions <INS> above. You are allowed to change up to {budget} "
-                "words in the current instruction. The instruction should begin with <INS> and end with </INS>. "
-                "The instruction should be concise, effective, and generally applicable to all problems above.")
+REJECTED_HEADER = "Prompts the user rejected; do not propose them again:"
+REJECTED_ITEM = "Prompt: {prompt}" + REJECTED_MARK

@@ -1,5 +1,7 @@
 """Records of a run: candidates, optimizer calls, decisions, steps and the run itself.
 
+One module because these records are one schema (SCHEMA_VERSION), saved together in run.json.
+
 Everything the app shows comes from these dataclasses; :mod:`gpo_core.runs.repository` saves them.
 Per-example records are kept apart (one file per scored prompt and split) so the run
 file stays small and is cheap to rewrite after every step.

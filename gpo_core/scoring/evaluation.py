@@ -11,6 +11,9 @@ the candidate prompts of one step are all scored on the dev set).
 All (prompt x example) calls of one :func:`evaluate_many` call run in ONE thread pool of
 ``min(concurrency, model.max_concurrency)`` workers, so a step of 8 candidates x 48 dev
 examples costs ``ceil(384 / workers)`` waves of calls, not 8 sequential evaluations.
+
+The results (:class:`ExampleRecord`, :class:`EvalResult`) live in :mod:`gpo_core.scoring.results`
+and are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields
 
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage
 from gpo_core.scoring.answers import extract_answer, matches_target, normalize_target
+from gpo_core.scoring.reprompt import PROTOCOLS, SECOND_TURN_MAX_TOKENS, plain_prompt, second_turn
+from gpo_core.scoring.results import EvalResult, ExampleRecord
 from gpo_core.scoring.task_prompt import task_messages
 from gpo_core.tasks.task import ANSWER_TYPES, Example
+
+__all__ = ["EvalResult", "EvaluationCancelled", "ExampleRecord", "evaluate", "evaluate_many"]
 
 
 class EvaluationCancelled(GPOError):
@@ -33,115 +39,6 @@ class EvaluationCancelled(GPOError):
     Calls not yet started were cancelled; calls already running were awaited. No partial
     result is returned: the caller discards the step's partial work.
     """
-
-
-@dataclass
-class ExampleRecord:
-    """The outcome of one (prompt, example) task-model call.
-
-    rendered_prompt: the user message sent (instruction placed per position).
-    raw_output: the completion text ("" on error). parsed_answer: canonical extracted answer
-    (:func:`gpo_core.scoring.answers.extract_answer`) or None. correct: scored 1.
-    prompt_tokens / completion_tokens: usage in tokens (0 when cached/unknown).
-    error: None or a one-line reason (a failed call is kept, never dropped, and not counted
-    in the accuracy). prompt_tokens / completion_tokens of a cached call: what it cost when made.
-    attempts: backend attempts (0 = served from cache). cached: served from cache.
-    """
-
-    input: str
-    target: str
-    rendered_prompt: str
-    raw_output: str
-    parsed_answer: str | None
-    correct: bool
-    prompt_tokens: int
-    completion_tokens: int
-    error: str | None
-    attempts: int
-    cached: bool
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (all fields, plain types)."""
-        # Every field is an immutable scalar, so a shallow copy equals dataclasses.asdict
-        # (which deep-copies each value: ~20 us a record, 10 ms a step of 528 records).
-        return {f.name: getattr(self, f.name) for f in _EXAMPLE_FIELDS}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ExampleRecord:
-        """Inverse of :meth:`to_dict`. Unknown keys are ignored; a missing key raises KeyError."""
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
-
-
-_EXAMPLE_FIELDS = fields(ExampleRecord)
-
-
-@dataclass
-class EvalResult:
-    """The score of one prompt on one split.
-
-    accuracy: n_correct / n_answered, in [0, 1] (0.0 when nothing was answered). n: examples
-    scored. n_errors: examples whose call still failed (after the retry pass, if any); they
-    are neither right nor wrong. usage: tokens and calls actually spent for this prompt,
-    retry passes included (a call shared by identical requests is counted once). records:
-    one per example, in example order. seconds: wall time in seconds of the
-    :func:`evaluate_many` call that produced it (shared by all prompts scored together,
-    since their calls run interleaved). models: the distinct model names the backend
-    reported in its replies (sorted; empty when it names none).
-    """
-
-    instruction: str
-    split: str
-    accuracy: float
-    n: int
-    n_correct: int
-    n_errors: int
-    usage: TokenUsage
-    records: list[ExampleRecord] = field(default_factory=list)
-    seconds: float = 0.0
-    models: list[str] = field(default_factory=list)
-
-    @property
-    def n_answered(self) -> int:
-        """Examples whose call succeeded: ``n - n_errors``."""
-        return self.n - self.n_errors
-
-    @property
-    def complete(self) -> bool:
-        """Every example was answered (no call failed)."""
-        return self.n_errors == 0
-
-    def to_dict(self, include_records: bool = True) -> dict:
-        """A JSON-ready dict; ``records`` omitted when ``include_records`` is False."""
-        d = {
-            "instruction": self.instruction,
-            "split": self.split,
-            "accuracy": self.accuracy,
-            "n": self.n,
-            "n_correct": self.n_correct,
-            "n_errors": self.n_errors,
-            "usage": asdict(self.usage),
-            "seconds": self.seconds,
-            "models": list(self.models),
-        }
-        if include_records:
-            d["records"] = [r.to_dict() for r in self.records]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EvalResult:
-        """Inverse of :meth:`to_dict` (missing ``records`` -> empty list)."""
-        return cls(
-            instruction=d["instruction"],
-            split=d["split"],
-            accuracy=float(d["accuracy"]),
-            n=int(d["n"]),
-            n_correct=int(d["n_correct"]),
-            n_errors=int(d["n_errors"]),
-            usage=TokenUsage(**d["usage"]),
-            records=[ExampleRecord.from_dict(r) for r in d.get("records", [])],
-            seconds=float(d.get("seconds", 0.0)),
-            models=list(d.get("models", [])),
-        )
 
 
 def _safe_complete(model: ChatModel, request: ChatRequest) -> Completion:
@@ -182,6 +79,7 @@ def evaluate_many(
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     retry_failed: bool = False,
+    protocol: str = "single",
 ) -> list[EvalResult]:
     """Score several prompts on the same examples; one :class:`EvalResult` per instruction.
 
@@ -198,7 +96,10 @@ def evaluate_many(
     calls that failed once more (one pass); the retry's outcome replaces the failure and
     both calls count in ``usage``. Not sent again: failures the backend marks as not
     retryable (``Completion.retryable``), and nothing at all when no call was answered
-    (the endpoint looks down; the caller reports it at once).
+    (the endpoint looks down; the caller reports it at once). protocol: "single" (the
+    labelled prompt, the reply parsed) or "reference" (the question and instruction without
+    labels, then an answer re-prompt whose reply is parsed: two calls an example; see
+    :mod:`gpo_core.scoring.reprompt`); each record says which produced its answer.
 
     Returns P results in the order of ``instructions``. A call that still fails is kept in
     the records with its error and left out of the accuracy (see :class:`EvalResult`).
@@ -213,6 +114,8 @@ def evaluate_many(
         )
     if concurrency < 1:
         raise ConfigError("concurrency", f"must be at least 1, got {concurrency}")
+    if protocol not in PROTOCOLS:
+        raise ConfigError("protocol", f"unknown scoring protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if not examples:
         raise ConfigError(f"{split} set", "has no examples to evaluate")
     targets = _normalized_targets(examples, answer_type)
@@ -225,7 +128,11 @@ def evaluate_many(
     for instruction in unique:
         row = []
         for ex in examples:
-            messages = task_messages(instruction, ex.input, position, system_prompt)
+            if protocol == "reference":
+                messages = ((("system", system_prompt),) if system_prompt else ()) + (
+                    ("user", plain_prompt(instruction, ex.input, position)),)
+            else:
+                messages = task_messages(instruction, ex.input, position, system_prompt)
             req = ChatRequest(messages, temperature, max_tokens, sample_index)
             idx = call_of.get(req)
             if idx is None:
@@ -235,17 +142,26 @@ def evaluate_many(
         plan.append(row)
 
     started = time.perf_counter()
-    completions = _run_calls(requests, model, concurrency, on_progress, should_stop)
-    first_failed: dict[int, Completion] = {}
-    if retry_failed:
-        failed = [i for i, c in enumerate(completions) if c.error is not None and c.retryable]
-        if failed and any(c.error is None for c in completions):
-            total = len(requests)
-            cb = (lambda d, n: on_progress(total + d, total + n)) if on_progress else None
-            again = _run_calls([requests[i] for i in failed], model, concurrency, cb, should_stop)
-            for i, c in zip(failed, again):
-                first_failed[i] = completions[i]
-                completions[i] = c
+    completions, first_failed = _run_round(requests, model, concurrency, on_progress, should_stop, retry_failed)
+    # Reference protocol: a second turn per answered first call asks for the final answer.
+    second_of: dict[int, int] = {}
+    second_requests: list[ChatRequest] = []
+    second_completions: list[Completion] = []
+    second_failed: dict[int, Completion] = {}
+    if protocol == "reference":
+        question_of = {idx: ex.input for row in plan for ex, (idx, _) in zip(examples, row)}
+        for idx, c in enumerate(completions):
+            if c.error is None:
+                req = requests[idx]
+                follow = req.messages + (("assistant", c.text), ("user", second_turn(answer_type, question_of[idx])))
+                second_of[idx] = len(second_requests)
+                second_requests.append(ChatRequest(follow, temperature, min(max_tokens, SECOND_TURN_MAX_TOKENS),
+                                                   sample_index))
+        if second_requests:
+            done = len(requests)
+            cb = (lambda d, n: on_progress(done + d, done + n)) if on_progress else None
+            second_completions, second_failed = _run_round(second_requests, model, concurrency, cb, should_stop,
+                                                           retry_failed)
     seconds = time.perf_counter() - started
 
     by_instruction: dict[str, EvalResult] = {}
@@ -256,13 +172,24 @@ def evaluate_many(
         n_correct = n_errors = 0
         for ex, target, (idx, prompt) in zip(examples, targets, row):
             c = completions[idx]
+            j = second_of.get(idx)
+            second = second_completions[j] if j is not None else None
             if idx not in seen:
                 seen.add(idx)
                 if idx in first_failed:
                     usage.add(first_failed[idx])
                 usage.add(c)
+                if j is not None and second is not None:
+                    if j in second_failed:
+                        usage.add(second_failed[j])
+                    usage.add(second)
+            answer = c if second is None else second
+            if second is not None and second.error is not None:
+                c = Completion(text=c.text, prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
+                               attempts=c.attempts, error=f"answer re-prompt: {second.error}", cached=c.cached,
+                               model=c.model)
             if c.error is None:
-                parsed = extract_answer(c.text, answer_type)
+                parsed = extract_answer(answer.text, answer_type)
                 correct = matches_target(parsed, target, answer_type)
             else:
                 parsed, correct = None, False
@@ -281,6 +208,9 @@ def evaluate_many(
                     error=c.error,
                     attempts=c.attempts,
                     cached=c.cached,
+                    protocol=protocol,
+                    second_prompt=second_requests[j].messages[-1][1] if j is not None else None,
+                    second_output=second.text if second is not None else None,
                 )
             )
         answered = len(examples) - n_errors
@@ -303,6 +233,26 @@ def evaluate(instruction: str, examples: list[Example], model: ChatModel, **kwar
     """Score one prompt: :func:`evaluate_many` with a single instruction (same keywords,
     same errors). Returns its :class:`EvalResult`."""
     return evaluate_many([instruction], examples, model, **kwargs)[0]
+
+
+def _run_round(requests: list[ChatRequest], model: ChatModel, concurrency: int,
+               on_progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool] | None,
+               retry_failed: bool) -> tuple[list[Completion], dict[int, Completion]]:
+    """One round of calls, then (``retry_failed``) one more pass over the retryable
+    failures when anything was answered. Returns the completions and, by request index,
+    the first failure of each call that was sent again."""
+    completions = _run_calls(requests, model, concurrency, on_progress, should_stop)
+    first_failed: dict[int, Completion] = {}
+    if retry_failed:
+        failed = [i for i, c in enumerate(completions) if c.error is not None and c.retryable]
+        if failed and any(c.error is None for c in completions):
+            total = len(requests)
+            cb = (lambda d, n: on_progress(total + d, total + n)) if on_progress else None
+            again = _run_calls([requests[i] for i in failed], model, concurrency, cb, should_stop)
+            for i, c in zip(failed, again):
+                first_failed[i] = completions[i]
+                completions[i] = c
+    return completions, first_failed
 
 
 def _run_calls(

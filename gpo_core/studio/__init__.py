@@ -1,1 +1,1 @@
-"""studio"""
+"""The web app's per-session logic, without Streamlit: see :mod:`gpo_core.studio.studio`."""

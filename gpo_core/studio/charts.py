@@ -1,6 +1,6 @@
 """Plotly figures of a run: the edit-budget schedule, accuracy per step, budget vs edit.
 
-Built from :mod:`gpo_core.studio.views` tables; the pages pass them to ``st.plotly_chart``.
+Built from :mod:`gpo_core.studio.views.run_view` tables; the pages pass them to ``st.plotly_chart``.
 Accuracy axes are in percent (0-100); budgets and edit distances in words.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from gpo_core.runs.records import RunState
-from gpo_core.studio.views import candidate_points, chosen_path
+from gpo_core.studio.views.run_view import candidate_points, chosen_path
 
 _BLUE, _ORANGE, _GREEN, _GRAY, _RED = "#1f77b4", "#ff7f0e", "#2ca02c", "#9aa0a6", "#d62728"
 

@@ -11,7 +11,7 @@ A job holds a :class:`threading.Event` for Stop, which the engine polls through
 call in flight, keeping every finished step (the engine saves after each one).
 
 No Streamlit here: the pages observe jobs (``st.fragment(run_every=...)`` while one runs)
-and submit them from button callbacks through :class:`~gpo_core.studio.studio.Studio`.
+and submit them from button callbacks through :class:`~gpo_core.studio.actions.RunActions`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gpo_core.errors import GPOError
 from gpo_core.scoring.evaluation import EvaluationCancelled
@@ -30,6 +30,9 @@ from gpo_core.scoring.evaluation import EvaluationCancelled
 __all__ = ["Job", "JobBusyError", "JobRegistry", "JobView", "REGISTRY"]
 
 log = logging.getLogger(__name__)
+
+#: The result type of a job's work, which its ``describe`` callable reads.
+T = TypeVar("T")
 
 #: Job states: queued (thread not started yet), running, done, stopped (Stop pressed; the
 #: finished steps are kept), failed (an error message in ``error``).
@@ -144,7 +147,7 @@ class Job:
                            self.stoppable, end - self._t0)
 
     # Run by the registry -------------------------------------------------------------------
-    def _run(self, work: Callable[[Job], Any], describe: Callable[[Any], str] | None) -> None:
+    def _run(self, work: Callable[[Job], T], describe: Callable[[T], str] | None) -> None:
         with self._lock:
             self.state = "running"
         state, result, message, error = "done", None, None, None
@@ -176,8 +179,8 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, run_id: str, kind: str, label: str, work: Callable[[Job], Any], *,
-               session: Any = None, describe: Callable[[Any], str] | None = None,
+    def submit(self, run_id: str, kind: str, label: str, work: Callable[[Job], T], *,
+               session: Any = None, describe: Callable[[T], str] | None = None,
                stoppable: bool = True) -> Job:
         """Start ``work(job)`` in a new thread for ``run_id``. Raises JobBusyError when the
         run already has a running job (its finished job, if any, is replaced)."""

@@ -1,0 +1,117 @@
+"""The models of a browser session: the settings of each role (task model, optimizer model)
+for the next run, the API key typed in the page (kept in memory only, never written
+anywhere), whether to reuse cached responses, "Test connection", and building the models.
+
+Models come from a :class:`~gpo_core.models.provider.ModelProvider`; the app passes one whose
+memo is ``st.cache_resource`` so heavy objects are built once per process, lazily.
+
+Test seam: ``override`` (``Studio(models_override=Models(...))``) makes every run use those
+models instead of building them from the settings.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gpo_core.errors import ConfigError, GPOError
+from gpo_core.models.base import ChatModel
+from gpo_core.models.provider import ModelProvider
+from gpo_core.optimizer.session import Models
+from gpo_core.settings import BACKENDS, LOCAL_DEFAULT_MODEL, ROLES, ModelSettings, RunSettings, default_model_settings
+from gpo_core.studio.draft import DraftSettings
+
+#: Human names of the backends (ModelSettings.backend values).
+BACKEND_LABELS = {"local": "Embedded (offline)", "openai": "OpenAI", "compatible": "OpenAI-compatible server",
+                  "demo": "Scripted demo"}
+#: Backends a user can pick on the Models page (the demo backend is set by the environment).
+USER_BACKENDS = ("local", "openai", "compatible")
+#: The seconds a "Test connection" call may take at most.
+CONNECTION_TIMEOUT_S = 10.0
+#: Default OpenAI model name offered when the user switches a role to OpenAI.
+DEFAULT_OPENAI_MODEL = default_model_settings("task", "openai").model
+
+assert set(BACKEND_LABELS) == set(BACKENDS)
+
+
+class ModelConfig:
+    """The model settings of the next run (in the draft settings), the typed API key, the
+    cache switch, and the models built from them."""
+
+    def __init__(self, draft: DraftSettings, provider: ModelProvider | None = None, override: Models | None = None):
+        self.draft = draft
+        self.provider: ModelProvider = provider or ModelProvider()
+        #: Use these models for every run instead of building them (test seam).
+        self.override = override
+        self.api_key: str | None = None
+        self.use_cache: bool = True
+
+    # Settings ----------------------------------------------------------------------------
+    def set_model(self, role: str, *, backend: str, model: str, base_url: str | None, temperature: float,
+                  max_tokens: int, concurrency: int, timeout_s: float) -> ModelSettings:
+        """Validate and keep the settings of one role ("task" or "optimizer") for the next
+        run. Raises ConfigError naming the widget (the previous settings stay then)."""
+        if role not in ROLES:
+            raise ConfigError("role", f"unknown model role {role!r}")
+        if backend == "local":
+            model = model.strip() or LOCAL_DEFAULT_MODEL
+            base_url, concurrency = None, 1
+        new = ModelSettings(backend=backend, model=model.strip(), base_url=(base_url or "").strip() or None,
+                            temperature=float(temperature), max_tokens=int(max_tokens), concurrency=int(concurrency),
+                            timeout_s=float(timeout_s)).validate("app", role)
+        self.draft.settings = self.draft.settings.with_model(role, new)
+        return new
+
+    def set_api_key(self, key: str | None) -> None:
+        """Keep the typed API key for this browser session only (never saved)."""
+        self.api_key = (key or "").strip() or None
+
+    @staticmethod
+    def env_key_present() -> bool:
+        return bool(os.environ.get("OPENAI_API_KEY"))
+
+    # Models ------------------------------------------------------------------------------
+    def _chat(self, settings: ModelSettings, use_cache: bool) -> ChatModel:
+        key = self.api_key if settings.backend in ("openai", "compatible") else None
+        return self.provider.chat_model(settings, key, use_cache)
+
+    def _override_for(self, override: Models, role: str) -> ChatModel:
+        return override.task if role == "task" else override.optimizer
+
+    def build(self, settings: RunSettings | None = None) -> Models:
+        """The models for ``settings`` (default: the draft settings of the next run): the
+        override when set, else built by the provider (nothing loads until first use)."""
+        if self.override is not None:
+            return self.override
+        s = settings or self.draft.settings
+        return Models(self._chat(s.task_model, self.use_cache), self._chat(s.optimizer_model, self.use_cache),
+                      self.provider.embedder())
+
+    def test_connection(self, role: str) -> tuple[bool, str, float]:
+        """One tiny uncached call to the role's model: (ok, message, seconds). Never raises;
+        a bad setting or missing key comes back as (False, message, 0)."""
+        if self.override is not None:
+            model = self._override_for(self.override, role)
+        else:
+            try:
+                model = self._chat(self.draft.settings.model(role), use_cache=False)
+            except GPOError as e:
+                return False, str(e), 0.0
+        from gpo_core.models.openai_chat import check_connection
+
+        timeout = min(CONNECTION_TIMEOUT_S, self.draft.settings.model(role).timeout_s)
+        return check_connection(model, timeout_s=timeout)
+
+    def active(self) -> list[dict]:
+        """The models of the next run, per role: role, backend label, model, where."""
+        out = []
+        for role in ROLES:
+            if self.override is not None:
+                out.append({"role": f"{role} model", "backend": "scripted (test)",
+                            "model": self._override_for(self.override, role).name, "where": "in process"})
+                continue
+            s = self.draft.settings.model(role)
+            where = {"local": "offline, on this CPU", "demo": "in process"}.get(
+                s.backend, s.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com")
+            out.append({"role": f"{role} model", "backend": BACKEND_LABELS[s.backend], "model": s.model,
+                        "where": where})
+        return out

@@ -1,0 +1,151 @@
+"""The runs of a browser session: the open run (a :class:`GPOSession`), creating one from the
+draft settings, listing the saved runs and reopening one, with this session's lease token.
+
+When this process has a background job on a run (:mod:`gpo_core.studio.worker`), reopening
+that run attaches the job's live session instead of a copy from disk, so a reload sees the
+job's progress and result.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TypeGuard
+
+from gpo_core.errors import ConfigError, GPOError
+from gpo_core.optimizer.session import GPOSession
+from gpo_core.runs.records import StepRecord
+from gpo_core.runs.repository import RunInUseError, RunStore, default_runs_root, load_run
+from gpo_core.studio.draft import DraftSettings
+from gpo_core.studio.messages import Messages
+from gpo_core.studio.model_config import ModelConfig
+from gpo_core.studio.task_loader import TaskDraft
+from gpo_core.studio.worker import JobRegistry
+
+#: What a lease-owner token looks like (it travels in the page address as ``sid``).
+OWNER_PATTERN = re.compile(r"^studio-[0-9a-f]{32}$")
+
+
+def new_run_id() -> str:
+    """A fresh run id: local time plus 6 random hex digits (unique per browser session)."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def new_owner() -> str:
+    """A fresh lease-owner token for a browser session (not a secret)."""
+    return f"studio-{uuid.uuid4().hex}"
+
+
+def valid_owner(token: object) -> TypeGuard[str]:
+    """Whether ``token`` looks like a token :func:`new_owner` made (the page address may
+    carry anything)."""
+    return isinstance(token, str) and bool(OWNER_PATTERN.match(token))
+
+
+class Runs:
+    """The open run of one browser session and the saved runs it can open.
+
+    root: folder of saved runs. owner: this browser session's lease token on the runs it
+    writes (the app keeps it in the page address so a reload is the same owner; an invalid
+    one is replaced by a new one). registry: the process's jobs, to attach a live session.
+    on_switch: called whenever another run becomes the open one.
+    """
+
+    def __init__(self, root: Path | None, draft: DraftSettings, tasks: TaskDraft, models: ModelConfig,
+                 messages: Messages, registry: JobRegistry, owner: str | None = None):
+        self.root = Path(root) if root else default_runs_root()
+        self.draft, self.tasks, self.models, self.messages = draft, tasks, models, messages
+        self.registry = registry
+        self.owner = owner if valid_owner(owner) else new_owner()
+        self.session: GPOSession | None = None
+        self.on_switch: Callable[[], None] | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        """Id of the open run, or None."""
+        return self.session.state.run_id if self.session is not None else None
+
+    def require_session(self) -> GPOSession:
+        if self.session is None:
+            raise ConfigError("run", "create a run first (Optimize page) or open a saved one (Results page)")
+        return self.session
+
+    def store(self) -> RunStore:
+        return RunStore(self.root)
+
+    def _switch(self, session: GPOSession) -> GPOSession:
+        self.session = session
+        if self.on_switch is not None:
+            self.on_switch()
+        return session
+
+    # Creating and opening --------------------------------------------------------------
+    def create(self) -> GPOSession:
+        """Create a run of the loaded task with the draft settings (a new run id; the
+        previous run stays saved, and a job still running on it goes on). ConfigError on
+        impossible settings."""
+        task = self.tasks.task
+        if task is None:
+            raise ConfigError("task", "load a task first (Task page)")
+        settings = self.draft.settings.validate("app")
+        splits = self.tasks.splits()
+        models = self.models.build(settings)
+        run_id = new_run_id()
+        return self._switch(GPOSession.create(task, settings, models, splits=splits, run_id=run_id,
+                                              run_dir=self.store().run_dir(run_id), owner=self.owner))
+
+    def saved(self) -> list[dict]:
+        """Saved runs, newest first (see RunStore.list_runs)."""
+        return self.store().list_runs()
+
+    def open(self, run_id: str, take_over: bool = False) -> GPOSession:
+        """Reopen a saved run to inspect or resume it, on the models saved with it, and load
+        its task (rebuilt from the run: a new run on the same data needs no upload).
+
+        When this process has a job on the run (running, or finished and not yet shown), the
+        live session of that job is attached instead of a copy from disk, so its progress
+        and result are seen here. RunInUseError when another live session holds the run
+        (``take_over`` to take it), RunFileError for an unreadable run or an id outside the
+        runs folder."""
+        run_dir = self.store().run_dir(run_id)
+        live: GPOSession | None = self.registry.session_for(run_id)
+        if live is not None and live.run_dir is not None and Path(live.run_dir).resolve() == run_dir.resolve():
+            # The same browser (a reload keeps the owner token) attaches at once; another one
+            # only when it asks to take the run over, and then shares the live session.
+            if live.owner != self.owner and not take_over:
+                raise RunInUseError(f"run {run_id} is open in another session, which is working on it now; "
+                                    "open it anyway to take it over")
+            session = live
+        else:
+            saved = load_run(run_dir).settings  # the run continues on the models it was made with
+            session = GPOSession.open(run_dir, self.models.build(saved), owner=self.owner, take_over=take_over)
+        self._switch(session)
+        self.tasks.load_from_run(session.state, seed=session.settings.splits.seed)
+        return session
+
+    def reopen_from_address(self, run_id: str) -> bool:
+        """Open the run named in the page address (a reload, a bookmarked link). Never
+        raises: a problem becomes a message; returns whether the run is open."""
+        try:
+            self.open(run_id)
+        except RunInUseError as e:
+            self.messages.flash("warning", f"{e}. Open it on the Results page to take it over.")
+            return False
+        except GPOError as e:
+            self.messages.flash("error", f"The run in the address ({run_id}) cannot be opened: {e}")
+            return False
+        return True
+
+    # What the open run shows -------------------------------------------------------------
+    def shown_step(self) -> StepRecord | None:
+        """The step the Optimize page shows: the pending one, else the last one."""
+        if self.session is None or not self.session.state.steps:
+            return None
+        return self.session.state.pending_step or self.session.state.steps[-1]
+
+    def records(self, key: str, split: str = "dev") -> list[dict]:
+        """Per-example records of a scored prompt ("initial" or a candidate id)."""
+        return self.require_session().records(key, split)
