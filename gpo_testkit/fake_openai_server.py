@@ -6,6 +6,9 @@ request, deterministic replies and injectable faults (429 with and without ``Ret
 500, 503, connection reset, hang, malformed JSON, empty content, content without the
 ``<INS>`` tags, a reply 100x longer than ``max_tokens``).
 
+Over 300 lines: one test double with its HTTP handler, fault plan and command line, kept in
+one file so a test or benchmark starts it with one import; never imported by gpo_core.
+
 Built on the standard library's :class:`http.server.ThreadingHTTPServer` (one daemon thread
 per keep-alive connection), which sustains concurrency 32 at 100 ms latency on loopback.
 

@@ -16,12 +16,13 @@ st.title("GPO Studio")
 for f in studio.pop_flashes():
     getattr(st, f.kind)(markup.escape_markdown(f.text))
 st.markdown(
-    "GPO optimizes a prompt the way gradient descent optimizes weights "
-    "([Tang et al. 2024](https://arxiv.org/abs/2402.17564)). Each **step** shows an *optimizer model* "
+    "GPO (Tang et al. 2024, [arXiv 2402.17564](https://arxiv.org/abs/2402.17564); not the unrelated 2023 "
+    "\"GPO\") optimizes a prompt the way gradient descent optimizes weights. Each **step** shows an *optimizer model* "
     "a few earlier prompts with their scores (the **update direction**), the current prompt and an "
     "**edit budget** (\"change at most N words\", decaying like a learning rate). It writes candidate "
     "prompts; the *task model* answers your dev examples with each one, and the best becomes the next prompt. "
-    "Here you can watch every step, edit candidates, and accept or reject them by hand."
+    "Here you can watch every step, edit candidates, and accept or reject them by hand. The defaults follow "
+    "the paper's reference code; the run settings mark each choice *paper* or *ours*."
 )
 
 st.subheader("Where to start")

@@ -78,6 +78,8 @@ st.subheader(f"Loaded task: {md(task.name)}")
 st.caption(f"{setup_view.task_size(task)} examples · {md(tasks.origin)}")
 if task.description:
     st.text(task.description)
+for warning in task.warnings:  # dropped duplicates / unparsed targets, leakage
+    st.warning(md(warning))
 with st.expander("Examples", expanded=False):
     st.dataframe(setup_view.examples_frame(task), hide_index=True, width="stretch")
 

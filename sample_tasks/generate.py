@@ -2,6 +2,9 @@
 
 Usage: ``python sample_tasks/generate.py [OUT_DIR]`` (default: this folder).
 
+Over 300 lines: one generator per sample task, side by side so each task's gold rule can be
+read next to the others; none is imported by the engine.
+
 Every example is generated here from a seeded ``random.Random`` and every gold answer is
 computed by Python (no copied datasets):
 

@@ -79,3 +79,15 @@ def test_candidate_tokens_read_cached_with_their_tokens_never_a_bare_zero():
     assert step_view.candidate_tokens_text(cand(calls=8, cached_calls=8)) == "cached"
     assert (step_view.candidate_tokens_text(cand(prompt_tokens=500, calls=8, cached_calls=3, cached_tokens=300))
             == "500 + 300 cached (3 of 8 calls cached)")
+
+
+def test_the_per_example_view_shows_the_answer_re_prompt_and_failed_calls_are_no_answer():
+    base = {"target": "no", "parsed_answer": "no", "raw_output": "long reasoning", "correct": True}
+    recs = [{**base, "input": "q1", "second_prompt": 'Give your answer directly, using only "Yes" or "No".',
+             "second_output": "No"},
+            {**base, "input": "q2", "correct": False, "error": "timed out", "second_prompt": None,
+             "second_output": None}]
+    frame = run_view.records_frame(recs)
+    assert list(frame["final reply"]) == ["No", ""] and str(list(frame["re-prompt"])[0]).startswith("Give your answer")
+    assert run_view.records_accuracy(recs) == 1.0          # the failed call is left out, not counted wrong
+    assert "re-prompt" not in run_view.records_frame([{**base, "input": "q3"}]).columns

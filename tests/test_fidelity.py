@@ -120,3 +120,48 @@ def test_a_run_with_epochs_takes_its_length_from_the_train_split():
     s, _ = gpo_session(epochs=2, batch_size=8)
     assert len(parity_splits().train) == 20 and s.config.steps == 2 * 3
     assert len(s.budgets()) == 6
+
+
+def test_the_reference_protocol_asks_twice_and_parses_the_second_reply():
+    from gpo_core.scoring.evaluation import evaluate_many
+    from gpo_core.tasks.task import Example
+
+    def task(req: ChatRequest) -> str:
+        if len(req.messages) == 1:                 # first turn: reasoning that ends on the wrong word
+            return "Seven is odd, so the answer is not yes... or is it? yes"
+        return "No"                                # second turn: the final answer alone
+
+    model = ScriptedChatModel(task, name="task")
+    ex = [Example("Is 7 even?", "no"), Example("Is 9 even?", "no")]
+    ref = evaluate_many(["Think."], ex, model, answer_type="yes_no", position="Q_end", protocol="reference")[0]
+    assert model.call_count == 4 and ref.accuracy == 1.0
+    first = next(c for c in model.calls if c.messages[0][1].startswith("Is 7"))
+    second = next(c for c in model.calls if len(c.messages) == 3 and c.messages[0] == first.messages[0])
+    assert first.messages == (("user", "Is 7 even?\nThink."),)           # no Q:/A: labels, as the reference
+    assert second.messages[:2] == (first.messages[0], ("assistant", task(first)))
+    assert second.messages[2][1] == 'Give your answer directly, using only "Yes" or "No".'
+    assert second.max_tokens == 100
+    rec = ref.records[0]
+    assert rec.protocol == "reference" and rec.second_output == "No" and rec.parsed_answer == "no"
+    assert rec.second_prompt == second.messages[2][1]
+
+    single_model = ScriptedChatModel(task, name="task")
+    one = evaluate_many(["Think."], ex, single_model, answer_type="yes_no", position="Q_end", protocol="single")[0]
+    assert single_model.call_count == 2 and one.accuracy == 0.0 and one.records[0].second_output is None
+    assert single_model.calls[0].messages[0][1].startswith("Q: Is 7 even?")
+
+
+def test_auto_protocol_is_the_reference_for_task_folders_and_single_for_uploads():
+    from gpo_core.optimizer.scorer import resolved_protocol
+
+    s, _ = gpo_session(protocol="auto")
+    assert s.config.protocol == "single"                     # parity_task is an upload-like example list
+    assert resolved_protocol("auto", task_has_splits=True) == "reference"
+    assert resolved_protocol("single", task_has_splits=True) == "single"
+
+
+def test_multiple_choice_re_prompt_names_the_last_option_of_the_question():
+    from gpo_core.scoring.reprompt import second_turn
+
+    q = "Which is red?\nOptions:\n(A) sky\n(B) grass\n(C) blood"
+    assert second_turn("multiple_choice", q) == "So, sum up your answer as one option among (A) and (C)."

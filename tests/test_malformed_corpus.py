@@ -146,6 +146,15 @@ def check_multiline(t: Task, raw: bytes) -> None:
     assert [e.line for e in t.examples] == [2, 6]
 
 
+def check_duplicate_rows(t: Task, raw: bytes) -> None:
+    # an exact duplicate (same input and target) is dropped, not refused; the warning names it
+    assert _inputs(t) == ["What is 2 + 2?", "What is 3 + 5?"]
+    assert [e.line for e in t.examples] == [2, 3]
+    assert len(t.warnings) == 1
+    assert "duplicate_rows.csv: dropped 1 duplicate row" in t.warnings[0]
+    assert "line 4 (same as line 2)" in t.warnings[0]
+
+
 CASES: dict[str, Fails | Loads] = {
     # --- errors
     "empty.csv": Fails(None, None, "empty"),
@@ -170,7 +179,6 @@ CASES: dict[str, Fails | Loads] = {
     "json_syntax_error.json": Fails(4, None, "not valid JSON"),
     "nested_value.jsonl": Fails(2, "input", "nested"),
     "nested_list_target.json": Fails(4, "target", "nested"),
-    "duplicate_rows.csv": Fails(4, "input", "lines 2 and 4"),
     "conflicting_labels.jsonl": Fails(3, "target", "conflicting labels: lines 1 and 3"),
     "ragged_row.csv": Fails(3, None, "3 fields"),
     "unclosed_quote.csv": Fails(3, None, "never closed"),
@@ -197,6 +205,7 @@ CASES: dict[str, Fails | Loads] = {
     "whitespace_target.csv": Loads(check_whitespace_target),
     "number_targets.jsonl": Loads(check_number_targets),
     "multiline_quoted.csv": Loads(check_multiline),
+    "duplicate_rows.csv": Loads(check_duplicate_rows),
 }
 
 

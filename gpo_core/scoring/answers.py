@@ -216,11 +216,52 @@ def extract_answer(output: str, answer_type: str) -> str | None:
     return _pick(cands, 0, len(text), first=False)
 
 
+#: A gold target that is a choice: "(B)" / "(b)" / "B)" / "B" / "B." / "option B".
+_MC_TARGET_RE = re.compile(
+    rf"(?:(?:option|choice)\s*)?(?:\(\s*([{_MC_LETTERS}])\s*\)|([{_MC_LETTERS}])\)?)\.?",
+    re.IGNORECASE,
+)
+#: A gold target that is a number: optional sign and ``$``, thousands groups, decimals, an
+#: optional trailing period ("-1,234.50", "$12", "+3", ".5", "12.").
+_NUMBER_TARGET_RE = re.compile(
+    r"([-+\u2212]?)\$?([-+\u2212]?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)\.?"
+)
+
+
+def _target_choice(raw: str) -> str | None:
+    m = _MC_TARGET_RE.fullmatch(raw)
+    if not m:
+        return None
+    if m.group(2) is not None and not m.group(2).isupper() and not raw.lower().startswith(("option", "choice")):
+        return None  # a bare lowercase letter ("a") is a word, not a choice
+    return f"({(m.group(1) or m.group(2)).upper()})"
+
+
+def _target_number(raw: str) -> str | None:
+    m = _NUMBER_TARGET_RE.fullmatch(raw)
+    if m:
+        if m.group(1) and m.group(2):
+            return None  # two signs ("-$-3")
+        sign = "-" if (m.group(1) or m.group(2)) in ("-", "\u2212") else ""
+        return _canonical_number(sign + m.group(3))
+    word = WORD_TO_NUMBER.get(normalize_text(raw))
+    return None if word is None else str(word)
+
+
 def normalize_target(target: str, answer_type: str) -> str:
     """The canonical form of a gold target, comparable with :func:`extract_answer`.
 
-    ``"(B)"``/``"B"`` -> ``"(B)"``; ``"1,234"``/``"1234.0"`` -> ``"1234"``; ``"Yes"`` -> ``"yes"``;
-    ``"True"`` -> ``"true"``; free text -> normalized text.
+    This is the one grammar for gold targets: scoring uses it, and answer-type inference
+    (:func:`gpo_core.tasks.infer.infer_answer_type`) counts the targets it accepts per type.
+
+    * multiple_choice: ``"(B)"``, ``"(b)"``, ``"B)"``, ``"B"``, ``"B."``, ``"option B"`` ->
+      ``"(B)"`` (letters A..R; a bare letter must be a capital: ``"a"`` is a word).
+    * number: ``"1,234"`` / ``"1234.0"`` -> ``"1234"``; ``"$12"`` -> ``"12"``; ``"+3"`` -> ``"3"``;
+      ``"12."`` -> ``"12"``; number words ``"zero"``..``"twenty"`` (any case) -> ``"0"``..``"20"``.
+    * yes_no / true_false / valid_invalid: the word in any case, with surrounding quotes and
+      trailing ``. ! ? ; :`` removed: ``"Yes."`` -> ``"yes"``, ``"True"`` -> ``"true"``.
+    * exact_match / contains: normalized text (see the module docstring).
+
     Raises :class:`ConfigError` for an unknown answer type and :class:`ValueError` when the
     target is blank or is not an answer of that type (callers add file/line context).
     """
@@ -229,20 +270,17 @@ def normalize_target(target: str, answer_type: str) -> str:
     if not raw:
         raise ValueError("target is blank")
     if answer_type == "multiple_choice":
-        m = re.fullmatch(rf"\(?\s*([{_MC_LETTERS}])\s*\)?", raw, re.IGNORECASE)
-        if not m:
+        choice = _target_choice(raw)
+        if choice is None:
             raise ValueError(f"target {raw!r} is not a choice (A)..(R)")
-        return f"({m.group(1).upper()})"
+        return choice
     if answer_type == "number":
-        value = _canonical_number(raw)
+        value = _target_number(raw)
         if value is None:
-            word = WORD_TO_NUMBER.get(raw.lower())
-            if word is None:
-                raise ValueError(f"target {raw!r} is not a number")
-            value = str(word)
+            raise ValueError(f"target {raw!r} is not a number")
         return value
     if answer_type in BOOLEAN_WORDS:
-        low = raw.lower().rstrip(".")
+        low = normalize_text(raw)
         if low not in BOOLEAN_WORDS[answer_type]:
             neg, pos = BOOLEAN_WORDS[answer_type]
             raise ValueError(f"target {raw!r} is neither {pos!r} nor {neg!r}")
@@ -251,6 +289,15 @@ def normalize_target(target: str, answer_type: str) -> str:
     if not norm:
         raise ValueError(f"target {raw!r} is blank after normalization")
     return norm
+
+
+def target_parses(target: str, answer_type: str) -> bool:
+    """Whether :func:`normalize_target` accepts ``target`` as an answer of ``answer_type``."""
+    try:
+        normalize_target(target, answer_type)
+    except ValueError:
+        return False
+    return True
 
 
 def matches_target(parsed: str | None, normalized_target: str, answer_type: str) -> bool:

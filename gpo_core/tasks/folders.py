@@ -99,12 +99,16 @@ def _read_meta(folder: Path) -> dict[str, str]:
 @dataclass
 class FolderContents:
     """What a task folder holds: one file's ``examples``, or ``splits`` (train / eval / test)
-    of a BBH-style folder; ``format_examples`` from ``format.*``; ``meta`` from ``task.json``."""
+    of a BBH-style folder; ``format_examples`` from ``format.*``; ``meta`` from ``task.json``;
+    ``files``: the file each split came from (``"examples"`` for a one-file folder,
+    ``"format"``); ``warnings``: what was dropped while reading (duplicate rows)."""
 
     examples: list[Example] = field(default_factory=list)
     splits: dict[str, list[Example]] = field(default_factory=dict)
     format_examples: list[Example] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_folder(folder: Path, input_column: str | None, target_column: str | None, max_bytes: int) -> FolderContents:
@@ -125,12 +129,18 @@ def load_folder(folder: Path, input_column: str | None, target_column: str | Non
             raise TaskFormatError(str(folder), f"several files for one split: {names}; keep one")
         return found[0] if found else None
 
-    def load(f: Path) -> list[Example]:
-        return parse_examples(read_bytes(f, max_bytes), str(f), in_col, tgt_col, max_bytes)
+    files_used: dict[str, str] = {}
+    warnings: list[str] = []
+
+    def load(f: Path, role: str) -> list[Example]:
+        examples, warned = parse_examples(read_bytes(f, max_bytes), str(f), in_col, tgt_col, max_bytes)
+        files_used[role] = str(f)
+        warnings.extend(warned)
+        return examples
 
     split_files = {split: pick(stems) for split, stems in SPLIT_STEMS.items()}
     format_file = pick((FORMAT_STEM,))
-    fmt = load(format_file) if format_file else []
+    fmt = load(format_file, FORMAT_STEM) if format_file else []
     if any(split_files.values()):
         missing = [s for s, f in split_files.items() if f is None]
         if missing:
@@ -139,8 +149,8 @@ def load_folder(folder: Path, input_column: str | None, target_column: str | Non
                 f"folder has split files but no {' or '.join(missing)} file; a split folder needs "
                 "train, eval (or dev/validation) and test files (.jsonl, .json, .csv or .tsv)",
             )
-        splits = {s: load(f) for s, f in split_files.items() if f is not None}
-        return FolderContents([], splits, fmt, meta)
+        splits = {s: load(f, s) for s, f in split_files.items() if f is not None}
+        return FolderContents([], splits, fmt, meta, files_used, warnings)
     candidates = [f for f in files if f.stem.lower() not in (FORMAT_STEM, "few_shot_examples")]
     if not candidates:
         raise TaskFormatError(str(folder), "folder has no data file (.csv, .tsv, .jsonl or .json)")
@@ -153,4 +163,5 @@ def load_folder(folder: Path, input_column: str | None, target_column: str | Non
                 "name the one to use examples.<ext>, or use train/eval/test files",
             )
         candidates = preferred
-    return FolderContents(load(candidates[0]), {}, fmt, meta)
+    examples = load(candidates[0], "examples")
+    return FolderContents(examples, {}, fmt, meta, files_used, warnings)

@@ -33,10 +33,21 @@ Value rules (documented for users in the app):
 - JSON values: strings as-is; numbers become text (``3`` -> ``"3"``, ``2.5`` -> ``"2.5"``,
   ``3.0`` -> ``"3"``); booleans become ``"True"`` / ``"False"`` (the spelling of BBH's
   boolean_expressions targets); ``null``, objects and lists are errors naming the field.
-- Rows whose cells are all blank are skipped. Two rows with the same input (after stripping
-  surrounding whitespace) are an error: "duplicate row" when the targets agree, "conflicting
-  labels" when they differ. Both line numbers are named. Duplicates are only checked within
-  one file (BBH's own split files overlap across files, which is allowed).
+- Rows whose cells are all blank are skipped. A row with the same input (after stripping
+  surrounding whitespace) and target as an earlier row of the same file is dropped, with a
+  warning in :attr:`Task.warnings` naming the dropped lines. Same input with different
+  targets is an error ("conflicting labels") naming both lines. The same input in two split
+  files of a folder (train / eval / test) is allowed (BBH's own split files overlap) but
+  warned about as leakage, naming the splits and lines.
+- Answer type: the caller's, else ``task.json``'s, else inferred from the targets by
+  :func:`infer_answer_type` (the type under which at least 90% of the targets parse, with
+  the grammar that scores: :func:`gpo_core.scoring.answers.normalize_target`). Examples
+  whose target does not parse under the task's answer type are DROPPED (scoring could not
+  compare an answer with them), with a warning naming file and lines; a file or split left
+  with no example is an error. ``format`` examples are only shown to the optimizer, never
+  scored, and are kept as they are.
+- Loading refuses only what it cannot use; everything it drops is listed in
+  :attr:`Task.warnings`.
 
 CSV export helper: :func:`neutralize_formula` (OWASP CSV-injection rule).
 
@@ -53,9 +64,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpo_core.errors import ConfigError, TaskFormatError
+from gpo_core.scoring.answers import normalize_target
 from gpo_core.tasks.columns import INPUT_COLUMN_NAMES, TARGET_COLUMN_NAMES, guess_columns, preview_columns
 from gpo_core.tasks.decoding import DEFAULT_MAX_BYTES, read_bytes
-from gpo_core.tasks.examples import parse_examples
+from gpo_core.tasks.examples import name_lines, parse_examples
 from gpo_core.tasks.folders import (
     FORMAT_STEM,
     SPLIT_STEMS,
@@ -138,12 +150,14 @@ def load_task(
     _check_settings(answer_type, instruction_position)
     if p.is_dir():
         got = load_folder(p, input_column, target_column, max_bytes)
-        return _make_task(p.name, got.examples, got.splits, got.format_examples, overrides, got.meta, str(p))
+        return _make_task(
+            p.name, got.examples, got.splits, got.format_examples, overrides, got.meta, str(p), got.files, got.warnings
+        )
     if not p.exists():
         raise TaskFormatError(str(p), "file or folder not found")
     data = read_bytes(p, max_bytes)
-    examples = parse_examples(data, str(p), input_column, target_column, max_bytes)
-    return _make_task(p.stem, examples, {}, [], overrides, {}, str(p))
+    examples, warnings = parse_examples(data, str(p), input_column, target_column, max_bytes)
+    return _make_task(p.stem, examples, {}, [], overrides, {}, str(p), {"examples": str(p)}, warnings)
 
 
 def load_task_bytes(
@@ -172,8 +186,10 @@ def load_task_bytes(
         initial_instruction=initial_instruction,
         description=description,
     )
-    examples = parse_examples(data, filename, input_column, target_column, max_bytes)
-    return _make_task(Path(filename).stem or "task", examples, {}, [], overrides, {}, filename)
+    examples, warnings = parse_examples(data, filename, input_column, target_column, max_bytes)
+    return _make_task(
+        Path(filename).stem or "task", examples, {}, [], overrides, {}, filename, {"examples": filename}, warnings
+    )
 
 
 def _check_settings(answer_type: str | None, instruction_position: str | None) -> None:
@@ -193,6 +209,8 @@ def _make_task(
     overrides: dict,
     meta: dict[str, str],
     source: str,
+    files: dict[str, str],
+    warnings: list[str],
 ) -> Task:
     def choose(key: str, default: str) -> str:
         v = overrides.get(key)
@@ -202,6 +220,10 @@ def _make_task(
 
     all_targets = [e.target for e in examples] + [e.target for split in splits.values() for e in split]
     answer_type = overrides.get("answer_type") or meta.get("answer_type") or infer_answer_type(all_targets)
+    warnings = list(warnings)
+    examples = _drop_unparsed(examples, answer_type, files.get("examples", source), warnings)
+    splits = {s: _drop_unparsed(exs, answer_type, files.get(s, source), warnings) for s, exs in splits.items()}
+    warnings.extend(_leakage(splits, files))
     return Task(
         name=choose("name", default_name),
         examples=examples,
@@ -212,4 +234,60 @@ def _make_task(
         explicit_splits=splits,
         format_examples=fmt,
         source=source,
+        warnings=warnings,
     )
+
+
+def _drop_unparsed(examples: list[Example], answer_type: str, filename: str, warnings: list[str]) -> list[Example]:
+    """``examples`` without those whose target is not an answer of ``answer_type`` (a warning
+    names their lines); TaskFormatError when none is left."""
+    kept: list[Example] = []
+    bad: list[tuple[Example, str]] = []
+    for ex in examples:
+        try:
+            normalize_target(ex.target, answer_type)
+        except ValueError as e:
+            bad.append((ex, str(e)))
+        else:
+            kept.append(ex)
+    if not bad:
+        return examples
+    first, why = bad[0]
+    if not kept:
+        raise TaskFormatError(
+            filename,
+            f"no example has a target of answer type {answer_type!r} (first: {why}); "
+            "choose another answer type (exact_match accepts any text)",
+            first.line,
+        )
+    n = len(bad)
+    lines = [f"line {ex.line} ({_short(ex.target)})" for ex, _ in bad]
+    warnings.append(
+        f"{filename}: dropped {n} example{'s' if n != 1 else ''} whose target is not a {answer_type} answer "
+        f"(scoring could not compare with it): {name_lines(lines)}"
+    )
+    return kept
+
+
+def _leakage(splits: dict[str, list[Example]], files: dict[str, str]) -> list[str]:
+    """Warnings for inputs (stripped) found in two splits, one per pair of splits."""
+    out = []
+    names = list(splits)
+    for i, a in enumerate(names):
+        lines_a: dict[str, int | None] = {}
+        for ex in splits[a]:
+            lines_a.setdefault(ex.input.strip(), ex.line)
+        for b in names[i + 1 :]:
+            shared = [(lines_a[ex.input.strip()], ex.line) for ex in splits[b] if ex.input.strip() in lines_a]
+            if shared:
+                pairs = [f"{a} line {la} = {b} line {lb}" for la, lb in shared]
+                n = len(shared)
+                out.append(
+                    f"leakage: {n} input{'s are' if n != 1 else ' is'} in both the {a} split ({files.get(a, a)}) "
+                    f"and the {b} split ({files.get(b, b)}): {name_lines(pairs)}"
+                )
+    return out
+
+
+def _short(s: str, n: int = 40) -> str:
+    return repr(s if len(s) <= n else s[: n - 3] + "...")

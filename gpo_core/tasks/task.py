@@ -43,6 +43,9 @@ class Task:
     examples: all examples when the source has no explicit splits; empty when ``splits``
     holds explicit ``train``/``eval``/``test`` lists (BBH folder layout).
     format_examples: exemplars shown in the meta-prompt (optional; drawn from train if empty).
+    warnings: what loading noticed but did not refuse, one sentence each naming the file and
+    lines (duplicate rows dropped, targets that are not answers of ``answer_type`` dropped,
+    the same input in two splits); shown where the loaded task is shown.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Task:
     explicit_splits: dict[str, list[Example]] = field(default_factory=dict)
     format_examples: list[Example] = field(default_factory=list)
     source: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -124,17 +124,32 @@ def _short(text: str, n: int = 60) -> str:
 
 def records_frame(records: list[dict], wrong_only: bool = False) -> pd.DataFrame:
     """Per-example results of one prompt: input, target, parsed answer, correct, model
-    output, tokens, error. ``wrong_only`` keeps the wrong answers."""
-    rows = [{"input": r["input"], "target": r["target"], "answer": r.get("parsed_answer"),
-             "correct": bool(r["correct"]),
-             "output": r.get("raw_output", ""), "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0),
-             "error": r.get("error") or ""} for r in records if not (wrong_only and r["correct"])]
-    return pd.DataFrame(rows, columns=["input", "target", "answer", "correct", "output", "tokens", "error"])
+    output, tokens, error; with the reference scoring protocol also the answer re-prompt
+    and the reply that was parsed ("re-prompt", "final reply"). ``wrong_only`` keeps the
+    wrong answers."""
+    two_turns = any(r.get("second_prompt") is not None for r in records)
+    columns = ["input", "target", "answer", "correct", "output"]
+    columns += ["re-prompt", "final reply"] if two_turns else []
+    columns += ["tokens", "error"]
+    rows = []
+    for r in records:
+        if wrong_only and r["correct"]:
+            continue
+        row = {"input": r["input"], "target": r["target"], "answer": r.get("parsed_answer"),
+               "correct": bool(r["correct"]), "output": r.get("raw_output", ""),
+               "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0), "error": r.get("error") or ""}
+        if two_turns:
+            row["re-prompt"] = r.get("second_prompt") or ""
+            row["final reply"] = r.get("second_output") or ""
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def records_accuracy(records: list[dict]) -> float | None:
-    """Fraction correct of per-example records (None when empty)."""
-    return sum(bool(r["correct"]) for r in records) / len(records) if records else None
+    """Fraction correct of the ANSWERED per-example records (a failed call is no answer);
+    None when nothing was answered."""
+    answered = [r for r in records if not r.get("error")]
+    return sum(bool(r["correct"]) for r in answered) / len(answered) if answered else None
 
 
 def compare_frame(a: list[dict], b: list[dict], wrong_only: bool = False) -> pd.DataFrame:
