@@ -7,14 +7,24 @@ reports the TEST accuracy of:
 
 1. ``start``  - the starting instruction "Let's think step by step." at Q_end;
    ``empty``  - no instruction at all;
-2. ``gpo``    - GPO as in the paper: relevance k=3, generation-based update, cosine edit
-   budget 50 -> 10, N candidates a step, dev = the task's eval split;
+2. ``gpo``    - GPO as in the paper and its reference code (RUCAIBox/GPO): relevance k=3
+   retrieved from the chosen path (start prompt + the prompt chosen at each step) in the
+   reference order, generation-based update with the GPO meta-prompt layout (answers
+   between <START> and <END>), cosine edit budget 50 -> 10, exemplars drawn once per run,
+   N candidates a step, dev = the task's eval split, every prompt scored with the reference
+   protocol (plain question + instruction, then an answer re-prompt: two calls an example);
 3. ablations on the same budget of model calls (steps x N optimizer calls + steps x N x dev
    task-model calls): ``recency`` / ``importance`` instead of relevance, ``fixed`` /
    ``linear`` instead of the cosine schedule, ``no_budget`` (no edit budget sentence), and
    ``ape`` - an APE-like baseline: each step N prompts are resampled from task exemplars
    alone (:data:`APE_TEMPLATE`, no trajectory, no current prompt) and the best on dev is
    kept.
+
+Our variants run as whole-run ablations by flag, recorded in every output:
+``--protocol single`` (one labelled Q:/A: call an example), ``--layout opro|short`` (OPRO's
+wording / our short meta-prompt) and ``--direction all`` (retrieve from every scored
+candidate). The protocol applies to every row (dev and test scoring, fixed prompts and APE
+included); layout and direction apply to the GPO rows.
 
 Every optimized method's final prompt is the chosen prompt with the best dev accuracy
 (the starting prompt included, as :meth:`gpo_core.optimizer.session.GPOSession.best_prompt`), and
@@ -35,6 +45,7 @@ interrupted run keeps what it finished.
 Usage (from the repository root)::
 
     python benchmarks/bbh_quality.py                       # embedded SmolLM2, small sizes
+    python benchmarks/bbh_quality.py --protocol single --layout opro --direction all  # our variants
     python benchmarks/bbh_quality.py --backend openai --task-model gpt-4o-mini \\
         --optimizer-model gpt-4o --steps 6 --candidates 8 --dev-size 48 --test-size 144
 """
@@ -63,11 +74,14 @@ if str(REPO) not in sys.path:  # run as a script from a fresh clone: make gpo_co
 
 from gpo_core.models.base import ChatRequest, TokenUsage  # noqa: E402
 from gpo_core.models.provider import ModelProvider  # noqa: E402
+from gpo_core.optimizer.choices import PAPER  # noqa: E402
 from gpo_core.optimizer.extraction import extract_candidates  # noqa: E402
 from gpo_core.optimizer.metaprompt import pick_exemplars  # noqa: E402
 from gpo_core.optimizer.session import GPOSession, Models  # noqa: E402
+from gpo_core.optimizer.templates import LAYOUTS  # noqa: E402
 from gpo_core.scoring.evaluation import evaluate_many  # noqa: E402
 from gpo_core.settings import (  # noqa: E402
+    DIRECTION_POOLS,
     LOCAL_DEFAULT_MODEL,
     ModelSettings,
     OptimizerSettings,
@@ -110,7 +124,7 @@ class Method:
 METHODS: tuple[Method, ...] = (
     Method("start", "start: \"Let's think step by step.\" (Q_end)", "fixed_prompt", instruction=DEFAULT_INSTRUCTION),
     Method("empty", "empty instruction", "fixed_prompt", instruction=""),
-    Method("gpo", "GPO (relevance k=3, cosine 50->10)", "gpo"),
+    Method("gpo", "GPO (chosen path, relevance k=3, cosine 50->10)", "gpo"),
     Method("recency", "ablation: recency retrieval", "gpo", (("selection", "recency"),)),
     Method("importance", "ablation: importance retrieval", "gpo", (("selection", "importance"),)),
     Method("fixed", "ablation: fixed budget (50)", "gpo", (("schedule", "fixed"),)),
@@ -144,6 +158,17 @@ class Settings:
     base_url: str | None
     concurrency: int
     methods: list[str]
+    protocol: str = "reference"
+    layout: str = "gpo"
+    direction: str = "chosen"
+
+    def variant(self) -> str:
+        """One line naming the scoring protocol, meta-prompt layout and direction pool, with
+        "(paper)" or "(ours)" after each (labels: :mod:`gpo_core.optimizer.choices`)."""
+        return (f"protocol {self.protocol} ({'paper' if self.protocol == PAPER['protocol'] else 'ours'}), "
+                f"layout {self.layout} ({'paper' if self.layout == PAPER['layout'] else 'ours'}), "
+                f"direction from {self.direction} prompts "
+                f"({'paper' if self.direction == PAPER['direction_pool'] else 'ours'})")
 
     def model_settings(self, role: str) -> ModelSettings:
         """The ``role`` model's settings from the flags (the task model answers greedily)."""
@@ -158,12 +183,15 @@ class Settings:
                              concurrency=self.concurrency)
 
     def run_settings(self, seed: int, **overrides) -> RunSettings:
-        """The paper's GPO settings at this run's sizes (``overrides``: OptimizerSettings
-        fields). test_size=0: the session scores nothing on test; only each method's final
-        prompt is tested, by this script."""
+        """The paper's GPO settings at this run's sizes, with this run's protocol, layout and
+        direction pool (``overrides``: OptimizerSettings fields). Fixed ``steps`` (no
+        epochs): the sizes are the benchmark's. test_size=0: the session scores nothing on
+        test; only each method's final prompt is tested, by this script."""
         opt = OptimizerSettings(steps=self.steps, candidates=self.candidates, k=self.k, selection="relevance",
                                 schedule="cosine", budget_initial=self.budget_initial,
-                                budget_final=self.budget_final, use_budget=True, n_exemplars=self.exemplars)
+                                budget_final=self.budget_final, use_budget=True, n_exemplars=self.exemplars,
+                                direction_pool=self.direction, direction_order="reference", layout=self.layout,
+                                exemplar_draw="once", epochs=None, protocol=self.protocol)
         return RunSettings(splits=SplitSettings(dev_size=self.dev_size, test_size=0, seed=seed),
                            task_model=self.model_settings("task"), optimizer_model=self.model_settings("optimizer"),
                            optimizer=opt.replace(**overrides)).validate("cli")  # errors name the flags
@@ -244,7 +272,8 @@ def run_ape(task: Task, s: Settings, seed: int, models: Models) -> tuple[MethodR
     (the starting prompt included, like GPO's best_prompt). No trajectory, no edit budget."""
     splits = _splits(task, s)
     kw: dict[str, Any] = dict(answer_type=task.answer_type, position=task.instruction_position, temperature=0.0,
-                              max_tokens=s.task_max_tokens, concurrency=s.concurrency, split="dev")
+                              max_tokens=s.task_max_tokens, concurrency=s.concurrency, split="dev",
+                              protocol=s.protocol)
     start = evaluate_many([task.initial_instruction], splits.dev, models.task, **kw)[0]
     scored: dict[str, float] = {" ".join(task.initial_instruction.split()).lower(): start.accuracy}
     best_prompt, best_dev = task.initial_instruction, start.accuracy
@@ -305,7 +334,8 @@ def run_task(task_dir: Path, s: Settings, models: Models, *, runs_dir: Path | No
                 assert method.instruction is not None
                 dev = evaluate_many([method.instruction], splits.dev, models.task, answer_type=task.answer_type,
                                     position=task.instruction_position, max_tokens=s.task_max_tokens,
-                                    temperature=0.0, concurrency=s.concurrency, split="dev")[0]
+                                    temperature=0.0, concurrency=s.concurrency, split="dev",
+                                    protocol=s.protocol)[0]
                 res = MethodResult(task.name, method.id, seed, method.instruction, dev.accuracy, 0.0, 0, 0.0)
                 usage = dev.usage
             elif method.kind == "ape":
@@ -327,7 +357,7 @@ def run_task(task_dir: Path, s: Settings, models: Models, *, runs_dir: Path | No
     prompts = [r.final_prompt for r in results]
     tests = evaluate_many(prompts, splits.test, models.task, answer_type=task.answer_type,
                           position=task.instruction_position, max_tokens=s.task_max_tokens, temperature=0.0,
-                          concurrency=s.concurrency, split="test")
+                          concurrency=s.concurrency, split="test", protocol=s.protocol)
     for r, t in zip(results, tests):
         r.test_accuracy, r.n_test = t.accuracy, t.n
         r.se = binomial_se(t.accuracy, t.n)
@@ -412,7 +442,7 @@ def write_outputs(out: Path, results: list[MethodResult], s: Settings, meta: dic
           f"Sizes: {s.steps} steps x {s.candidates} candidates, k={s.k}, dev {s.dev_size}, test {s.test_size}, "
           f"{s.exemplars} exemplars, task max tokens {s.task_max_tokens}, optimizer max tokens "
           f"{s.optimizer_max_tokens}; backend {s.backend} (task model {meta.get('task_model')}, optimizer model "
-          f"{meta.get('optimizer_model')}). Wall time {meta.get('wall_seconds', 0) / 60:.1f} min.", ""]
+          f"{meta.get('optimizer_model')}); {s.variant()}. Wall time {meta.get('wall_seconds', 0) / 60:.1f} min.", ""]
     if len(s.seeds) > 1:
         md += ["## Test accuracy (%) per seed", "",
                f"Each cell lists seeds {' / '.join(str(x) for x in s.seeds)} (the seed changes the exemplar draws and "
@@ -454,7 +484,8 @@ def _write_chart(out: Path, summary: dict, s: Settings, *, name: str, png: bool)
             es.append(c["se"] if c else None)
         fig.add_bar(name=f"{m}: {labels.get(m, m)}", x=tasks, y=ys, error_y=dict(type="data", array=es, visible=True))
     fig.update_layout(barmode="group", title=f"BBH test accuracy by method ({s.backend}: {s.steps} steps x "
-                      f"{s.candidates} candidates, dev {s.dev_size}, test {s.test_size}; bars ± binomial SE)",
+                      f"{s.candidates} candidates, dev {s.dev_size}, test {s.test_size}; {s.protocol} protocol, "
+                      f"{s.layout} layout, direction {s.direction}; bars ± binomial SE)",
                       yaxis=dict(title="test accuracy", range=[0, 1]), xaxis_title="task",
                       legend_title="method", width=1400, height=600, template="plotly_white")
     fig.write_html(out / f"{name}.html", include_plotlyjs="cdn")
@@ -501,6 +532,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default=None,
                    help="OpenAI-compatible base URL (default $OPENAI_BASE_URL); key from $OPENAI_API_KEY")
     p.add_argument("--concurrency", type=int, default=8, help="calls in flight (the embedded model always runs 1)")
+    p.add_argument("--protocol", choices=("reference", "single"), default="reference",
+                   help="scoring protocol of every row: reference = question and instruction without labels, then "
+                        "an answer re-prompt (paper, 2 calls an example); single = one labelled Q:/A: call (ours)")
+    p.add_argument("--layout", choices=tuple(LAYOUTS), default="gpo",
+                   help="meta-prompt layout of the GPO rows: gpo (reference code, <START>/<END>), opro (OPRO's "
+                        "wording), short (ours)")
+    p.add_argument("--direction", choices=DIRECTION_POOLS, default="chosen",
+                   help="update direction of the GPO rows retrieved from: chosen = start prompt + chosen prompts "
+                        "(paper), all = every scored candidate (ours)")
     p.add_argument("--out", default="benchmarks/results", help="output folder for NAME.*")
     p.add_argument("--cache-dir", default=None, help="response cache folder shared by all methods "
                    "(default: a temporary folder, i.e. no reuse across invocations)")
@@ -535,7 +575,8 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
                  optimizer_max_tokens=a.optimizer_max_tokens, optimizer_temperature=a.optimizer_temperature,
                  backend=a.backend, task_model=a.task_model, optimizer_model=a.optimizer_model,
                  base_url=a.base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=a.concurrency,
-                 methods=[m for m in METHOD_IDS if m in methods])
+                 methods=[m for m in METHOD_IDS if m in methods], protocol=a.protocol, layout=a.layout,
+                 direction=a.direction)
     if not s.tasks or not s.methods or not s.seeds:
         raise SystemExit("--tasks, --methods and --seeds must each name at least one item")
     s.run_settings(0)  # validate sizes and model settings before any model is built
@@ -566,7 +607,9 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
         + len(s.tasks) * len(s.seeds) * len(s.methods) * s.test_size
     log(f"plan: {len(s.tasks)} tasks x {len(s.seeds)} seeds x {len(s.methods)} methods; each optimizing method "
         f"spends {s.steps} x ({s.candidates} optimizer + {s.candidates} x {s.dev_size} dev) = {per_method} calls; "
-        f"at most {upper} model calls before cache hits and de-duplication")
+        f"at most {upper} model calls before cache hits and de-duplication"
+        f"{' (x2 with the reference protocol answer re-prompt)' if s.protocol == 'reference' else ''}; "
+        f"{s.variant()}")
 
     command = "python benchmarks/bbh_quality.py " + " ".join(shlex.quote(x) for x in argv)
     meta = {"command": command.strip(), "task_model": getattr(models.task, "name", None),

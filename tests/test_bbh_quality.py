@@ -50,9 +50,19 @@ def _task_reply(request) -> str:
 
 
 def _optimizer_reply(request) -> str:
-    # GPO meta-prompts and the APE template both end up proposing the winning instruction,
-    # after a first sample that is a plain paraphrase.
-    return "<INS>Check each step carefully.</INS>" if request.sample_index % 2 else "<INS>Count the steps.</INS>"
+    # GPO meta-prompts (which ask for <START>/<END>: without them the whole reply is taken)
+    # and the APE template (<INS>) both end up proposing the winning instruction, after a
+    # first sample that is a plain paraphrase.
+    text = "Check each step carefully." if request.sample_index % 2 else "Count the steps."
+    if "<INS>" in prompt_text(request):
+        return f"<INS>{text}</INS>"
+    return f"Here is my answer.\n<START>{text}<END>"
+
+
+def _models() -> tuple[Models, ScriptedChatModel, ScriptedChatModel]:
+    task = ScriptedChatModel(_task_reply, name="scripted-task")
+    opt = ScriptedChatModel(_optimizer_reply, name="scripted-opt")
+    return Models(task, opt, HashingEmbedder()), task, opt
 
 
 @pytest.fixture
@@ -62,8 +72,7 @@ def script():
 
 def test_every_method_row_with_accuracies_in_range(tmp_path, script):
     _write_task(tmp_path / "bbh")
-    models = Models(ScriptedChatModel(_task_reply, name="scripted-task"),
-                    ScriptedChatModel(_optimizer_reply, name="scripted-opt"), HashingEmbedder())
+    models, task_model, opt_model = _models()
     out = tmp_path / "results"
     lines: list[str] = []
     payload = script.main(["--tasks", "tiny_navigate", "--bbh-dir", str(tmp_path / "bbh"), "--steps", "2",
@@ -95,6 +104,36 @@ def test_every_method_row_with_accuracies_in_range(tmp_path, script):
         assert "carefully" in by_method[m]["final_prompt"]
         assert int(by_method[m]["optimizer_calls"]) == 2 * 2
     assert payload["command"].startswith("python benchmarks/bbh_quality.py --tasks tiny_navigate")
+
+    # The faithful defaults, recorded: GPO layout (the optimizer saw <START>/<END> and every
+    # GPO reply was read from its tags), chosen-path direction, reference protocol (a first
+    # call and an answer re-prompt per example).
+    st = payload["settings"]
+    assert (st["protocol"], st["layout"], st["direction"]) == ("reference", "gpo", "chosen")
+    assert "protocol reference (paper), layout gpo (paper), direction from chosen prompts (paper)" in table
+    opt_prompts = [prompt_text(r) for r in opt_model.calls]
+    assert any("<START>" in t for t in opt_prompts)
+    assert by_method["gpo"]["replies_tagged"] == "4"
+    task_texts = [prompt_text(r) for r in task_model.calls]
+    assert any("Give your answer directly" in t for t in task_texts)
+    assert not any(t.startswith("Q:") for t in task_texts)
+
+
+def test_variant_flags_run_and_are_recorded(tmp_path, script):
+    _write_task(tmp_path / "bbh")
+    models, task_model, opt_model = _models()
+    out = tmp_path / "results"
+    payload = script.main(["--tasks", "tiny_navigate", "--bbh-dir", str(tmp_path / "bbh"), "--steps", "2",
+                           "--candidates", "2", "--dev-size", "4", "--test-size", "6", "--out", str(out),
+                           "--no-png", "--methods", "start,gpo", "--protocol", "single", "--layout", "opro",
+                           "--direction", "all", "--name", "variant"], models=models, log=lambda line: None)
+    st = payload["settings"]
+    assert (st["protocol"], st["layout"], st["direction"]) == ("single", "opro", "all")
+    assert "protocol single (ours), layout opro (ours), direction from all prompts (ours)" in (
+        out / "variant.md").read_text(encoding="utf-8")
+    task_texts = [prompt_text(r) for r in task_model.calls]
+    assert not any("Give your answer directly" in t for t in task_texts)  # one call an example
+    assert payload["summary"]["cells"]["gpo"]["tiny_navigate"]["accuracy"] == 1.0
 
 
 def test_ape_meta_prompt_holds_only_exemplars(script):

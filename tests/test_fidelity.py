@@ -71,6 +71,8 @@ def test_gpo_replies_are_read_between_start_and_end_one_candidate_each():
     ("**Q: Is 4 even?", "refused", "field label 'Q:'"),
     ("Current instruction: Solve it.", "refused", "field label 'Current instruction:'"),
     ("Think it over and </INS.", "refused", "broken tag"),
+    ("Later prompts: Early prompts: Output: <Str2> Output: (B)", "refused", "field label 'Output:'"),
+    ("Read the text: then answer yes or no.", "whole_reply", None),
     ("<START>Decide whether the number is even or odd and answer<END>", "refused", "exemplar"),
 ])
 def test_gpo_extraction_falls_back_to_the_whole_reply_and_refuses_echoes(reply, method, why):

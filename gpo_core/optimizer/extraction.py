@@ -126,9 +126,12 @@ def extract_candidates(reply: str) -> Extraction:
 
 _LEADING_LABEL = re.compile(r"^\s*(?:\*\*)?\s*(?:new|improved|updated|revised|better)\s+(?:instruction|prompt)\s*"
                             r"(?:\*\*)?\s*[:：]\s*", re.IGNORECASE)
-_FIELD_LABEL = re.compile(r"(?:^|\n|[.!?]\s+)[*#>_`\s]*(Q|A|Input|Output|Score|Prompt|Correct answer|"
-                          r"Ground truth answer|"
-                          r"Current instruction|Current prompt|Instruction|text)\s*[:：]", re.IGNORECASE)
+# Labels of the meta-prompt's and task prompt's fields. The short ones that an instruction
+# may use in prose ("Prompt:", "Instruction:", "text:") count only at the start of the text, of
+# a line or of a sentence; the others anywhere after a space ("... Output: (B)").
+_FIELD_LABEL = re.compile(r"(?:(?:^|\n|[.!?]\s+)[*#>_`\s]*(Prompt|Instruction|text)"
+                          r"|(?:^|\s)[*#>_`]*(Q|A|Input|Output|Score|Correct answer|Ground truth answer|"
+                          r"Current instruction|Current prompt))\s*[:：]", re.IGNORECASE)
 _BROKEN_TAG = re.compile(r"</?\s*(?:INS|START|END|Prompt)\b|</|\[/?INS", re.IGNORECASE)
 #: Words in a row a candidate may share with an exemplar or the meta-prompt's fixed wording.
 MAX_SHARED_WORDS = 7
@@ -151,7 +154,7 @@ def echo_refusal(candidate: str, *, scaffolding: Sequence[str] = (), exemplars: 
     optimizer model)."""
     m = _FIELD_LABEL.search(candidate)
     if m:
-        return f"echoes the field label '{m.group(1)}:'"
+        return f"echoes the field label '{m.group(1) or m.group(2)}:'"
     if _BROKEN_TAG.search(candidate):
         return "holds a leftover or broken tag"
     n = MAX_SHARED_WORDS + 1
