@@ -85,8 +85,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="drop candidates whose edit distance exceeds the budget")
     r.add_argument("--exemplars", type=int, default=None,
                    help=f"task exemplars in the meta-prompt (default {d.n_exemplars})")
-    r.add_argument("--policy", default=None, help=f"decision policy (default {d.policy}: the best candidate "
-                   "not chosen before)")
+    r.add_argument("--policy", default=None, help=f"decision policy: paper = the best candidate not chosen "
+                   "before, better = only if better than the current prompt on dev, significant = only if "
+                   f"significantly better (exact McNemar p < --alpha) (default {d.policy})")
+    r.add_argument("--alpha", type=float, default=None,
+                   help=f"significance level of --policy significant, in (0, 1) (default {d.alpha})")
     r.add_argument("--direction-pool", choices=DIRECTION_POOLS, default=None,
                    help="prompts the update direction retrieves from: chosen = the start prompt and each step's "
                         "chosen prompt (the reference code), all = every scored candidate "

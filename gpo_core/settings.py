@@ -243,7 +243,10 @@ class OptimizerSettings:
     edit budget in the meta-prompt ("no budget" ablation when False). enforce_budget: drop
     candidates whose measured word edit distance exceeds the budget, unscored.
     n_exemplars: task exemplars in the meta-prompt. policy: the decision policy registered
-    in :data:`gpo_core.optimizer.policies.POLICIES` ("paper": the best not-yet-chosen).
+    in :data:`gpo_core.optimizer.policies.POLICIES` ("paper": the best not-yet-chosen;
+    "better": only if better than the current prompt on dev; "significant": only if
+    significantly better). alpha: the significance level in (0, 1) of the "significant"
+    policy's exact McNemar test (default 0.05).
     show_rejections: list candidates the user rejected in later meta-prompts, marked so.
     direction_pool: where the update direction retrieves from: "chosen" (the start prompt
     plus the prompt chosen at each step, as the reference code) or "all" (every scored
@@ -273,6 +276,7 @@ class OptimizerSettings:
     enforce_budget: bool = field(default=False, metadata=_meta("--enforce-budget", "Enforce budget"))
     n_exemplars: int = field(default=3, metadata=_meta("--exemplars", "Task exemplars in the meta-prompt"))
     policy: str = field(default="paper", metadata=_meta("--policy", "Decision policy"))
+    alpha: float = field(default=0.05, metadata=_meta("--alpha", "Significance level"))
     show_rejections: bool = field(default=True, metadata=_meta(None, "Show rejected candidates to the optimizer"))
     direction_pool: str = field(default="chosen", metadata=_meta("--direction-pool", "Retrieve from"))
     direction_order: str = field(default="reference", metadata=_meta("--direction-order", "Order of retrieved prompts"))
@@ -309,6 +313,8 @@ class OptimizerSettings:
                                       f"{self.budget_initial}")
         if self.policy not in POLICIES:
             raise bad("policy", f"unknown decision policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        if not _is_number(self.alpha) or not 0.0 < float(self.alpha) < 1.0:
+            raise bad("alpha", f"must be a number between 0 and 1 (exclusive), got {self.alpha!r}")
         for name in ("use_budget", "enforce_budget", "show_rejections"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, f"must be true or false, got {getattr(self, name)!r}")

@@ -30,6 +30,9 @@ CHOICES: dict[str, dict[str, str]] = {
     "protocol": {"auto": "auto: reference for task folders, single call for uploads",
                  "reference": "reference: plain prompt + answer re-prompt (paper, 2 calls)",
                  "single": "single call, labelled Q:/A: prompt (ours, half the calls)"},
+    "policy": {"paper": "paper: best candidate not chosen before",
+               "better": "better: only if better than the current prompt (ours)",
+               "significant": "significant: only if significantly better, McNemar p < alpha (ours)"},
     "schedule": {"cosine": "cosine (paper)", "linear": "linear (paper's ablation)",
                  "fixed": "fixed (paper's ablation)"},
 }

@@ -12,6 +12,16 @@ Registered by name in :data:`POLICIES`:
   scores below the current prompt (GPO, Tang et al. 2024, Sec. 3; reference code
   ``src/optimization/optimize.py`` keeps the best new prompt of each step). Ties go to the
   earlier candidate.
+- ``better`` (ours): as ``paper``, but only among candidates whose dev accuracy is higher
+  than the step's current prompt's; with none the prompt stays ("no_candidate", with a note
+  from :meth:`BetterPolicy.explain`).
+- ``significant`` (ours): as ``better``, and only among candidates whose exact McNemar test
+  against the current prompt on the dev examples both answered (``CandidateRecord.p_value``,
+  :func:`gpo_core.stats.mcnemar_exact`) gives p < ``OptimizerSettings.alpha``. A candidate
+  without a comparison (no kept records) is never significant.
+
+A policy may have an ``explain(step, state)`` method: why it kept the prompt although some
+candidate was eligible (the step's "no_candidate" note); :func:`explain_keep` asks it.
 """
 
 from __future__ import annotations
@@ -21,8 +31,9 @@ from typing import Protocol
 
 from gpo_core.runs.records import CandidateRecord, RunState, StepRecord
 
-__all__ = ["DecisionPolicy", "POLICIES", "PaperPolicy", "eligible", "explain_none", "get_policy", "ineligible_reason",
-           "norm_text", "rejected_texts", "why_not"]
+__all__ = ["BetterPolicy", "DecisionPolicy", "POLICIES", "PaperPolicy", "SignificantPolicy", "current_accuracy",
+           "eligible", "explain_keep", "explain_none", "get_policy", "ineligible_reason", "norm_text",
+           "rejected_texts", "why_not"]
 
 
 def norm_text(text: str) -> str:
@@ -104,15 +115,90 @@ class PaperPolicy:
 
     def choose(self, step: StepRecord, state: RunState) -> CandidateRecord | None:
         """The eligible candidate with the highest dev accuracy, or None when none is."""
-        pool = eligible(step, state)
-        if not pool:
-            return None
-        best = max(c.dev_accuracy or 0.0 for c in pool)
-        return next(c for c in pool if (c.dev_accuracy or 0.0) == best)
+        return _best(eligible(step, state))
+
+
+def _best(pool: list[CandidateRecord]) -> CandidateRecord | None:
+    """The candidate of ``pool`` with the highest dev accuracy (ties: the earlier), or None."""
+    if not pool:
+        return None
+    best = max(c.dev_accuracy or 0.0 for c in pool)
+    return next(c for c in pool if (c.dev_accuracy or 0.0) == best)
+
+
+def current_accuracy(step: StepRecord, state: RunState) -> float | None:
+    """Dev accuracy in [0, 1] of ``step``'s current prompt (trajectory entry
+    ``current_entry_id``), or None when the run has no such entry."""
+    entry = next((e for e in state.trajectory if e.id == step.current_entry_id), None)
+    return None if entry is None else entry.dev_accuracy
+
+
+def _pct(x: float | None) -> str:
+    return "?" if x is None else f"{100 * x:.1f}%"
+
+
+class BetterPolicy:
+    """Only a candidate that beats the current prompt's dev accuracy (then the best such)."""
+
+    name = "better"
+    label = "better: only if better than the current prompt (ours)"
+
+    def _better(self, step: StepRecord, state: RunState) -> list[CandidateRecord]:
+        cur = current_accuracy(step, state)
+        return [c for c in eligible(step, state)
+                if c.dev_accuracy is not None and (cur is None or c.dev_accuracy > cur)]
+
+    def choose(self, step: StepRecord, state: RunState) -> CandidateRecord | None:
+        """The best eligible candidate scoring above the current prompt on dev, or None."""
+        return _best(self._better(step, state))
+
+    def explain(self, step: StepRecord, state: RunState) -> str:
+        """Why the prompt stays: no eligible candidate beats the current prompt."""
+        best = _best(eligible(step, state))
+        return (f"no candidate scores above the current prompt on dev ({_pct(current_accuracy(step, state))}; "
+                f"best eligible {_pct(best.dev_accuracy if best else None)}); prompt unchanged")
+
+
+class SignificantPolicy(BetterPolicy):
+    """Only a candidate significantly better than the current prompt: higher dev accuracy
+    and exact McNemar p < alpha on the paired dev examples (then the best such)."""
+
+    name = "significant"
+    label = "significant: only if significantly better, McNemar p < alpha (ours)"
+
+    def choose(self, step: StepRecord, state: RunState) -> CandidateRecord | None:
+        """The best eligible candidate that is better and has p_value < alpha, or None."""
+        alpha = state.settings.optimizer.alpha
+        return _best([c for c in self._better(step, state) if c.p_value is not None and c.p_value < alpha])
+
+    def explain(self, step: StepRecord, state: RunState) -> str:
+        """Why the prompt stays: no better candidate, or none significantly better."""
+        better = self._better(step, state)
+        if not better:
+            return super().explain(step, state)
+        alpha = state.settings.optimizer.alpha
+        tested = [c for c in better if c.p_value is not None]
+        if not tested:
+            return ("no better candidate could be compared example by example with the current prompt; "
+                    "prompt unchanged")
+        c = min(tested, key=lambda x: x.p_value or 1.0)
+        return (f"no candidate is significantly better than the current prompt (best: {c.id}, "
+                f"{c.fixed} fixed / {c.broken} broken, McNemar p = {c.p_value:.3g} >= alpha = {alpha:g}); "
+                "prompt unchanged")
+
+
+def explain_keep(policy: DecisionPolicy, step: StepRecord, state: RunState) -> str:
+    """The note of a step where ``policy`` chose nothing: the policy's own reason when some
+    candidate was eligible and it has ``explain``, else :func:`explain_none`."""
+    explain = getattr(policy, "explain", None)
+    if explain is not None and eligible(step, state):
+        return explain(step, state)
+    return explain_none(step, state)
 
 
 #: Decision policies by name (the settings' ``policy`` field and ``--policy``).
-POLICIES: dict[str, Callable[[], DecisionPolicy]] = {"paper": PaperPolicy}
+POLICIES: dict[str, Callable[[], DecisionPolicy]] = {"paper": PaperPolicy, "better": BetterPolicy,
+                                                    "significant": SignificantPolicy}
 
 
 def get_policy(name: str) -> DecisionPolicy:

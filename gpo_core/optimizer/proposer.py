@@ -31,10 +31,11 @@ from gpo_core.optimizer.scorer import Progress, Scorer
 from gpo_core.runs.records import CandidateRecord, OptimizerCall, RunState, StepRecord
 from gpo_core.scoring.evaluation import EvalResult
 from gpo_core.settings import RunSettings
+from gpo_core.stats import mcnemar_exact, paired_counts
 from gpo_core.tasks.task import Example, TaskSplits
 
-__all__ = ["MAX_REJECTED_SHOWN", "Proposer", "apply_dev", "budget_for", "configured_models", "note_reported",
-           "score_one"]
+__all__ = ["MAX_REJECTED_SHOWN", "Proposer", "apply_dev", "apply_paired", "budget_for", "configured_models",
+           "current_key", "note_reported", "score_one"]
 
 #: At most this many rejected candidates (the most recent) are listed in a meta-prompt:
 #: every word of it is paid N times a step.
@@ -76,18 +77,41 @@ def apply_dev(cd: CandidateRecord, res: EvalResult) -> None:
     calls, usage; status "failed" when nothing was answered, "incomplete" when some calls
     still failed after the retry pass, else "scored"."""
     cd.dev_accuracy, cd.dev_n, cd.dev_errors, cd.usage = res.accuracy, res.n, res.n_errors, res.usage
+    cd.dev_correct = res.n_correct
     cd.status = "failed" if res.n and res.n_errors == res.n else ("incomplete" if res.n_errors else "scored")
+
+
+def current_key(state: RunState, step: StepRecord) -> str:
+    """The records key of ``step``'s current prompt (trajectory entry ``current_entry_id``):
+    its candidate id, or "initial" for the starting prompt."""
+    entry = next((e for e in state.trajectory if e.id == step.current_entry_id), None)
+    return (entry.candidate_id if entry is not None else None) or "initial"
+
+
+def apply_paired(cd: CandidateRecord, base_records: list[dict], records: list[dict]) -> None:
+    """Compare the candidate's dev records with the current prompt's, example by example
+    (:func:`gpo_core.stats.paired_counts`): set ``fixed``, ``broken`` and the exact McNemar
+    ``p_value``. Left None when either side has no records (nothing to compare)."""
+    if not base_records or not records:
+        cd.fixed = cd.broken = cd.p_value = None
+        return
+    fixed, broken, _ = paired_counts(base_records, records)
+    cd.fixed, cd.broken, cd.p_value = fixed, broken, mcnemar_exact(fixed, broken)
 
 
 def score_one(scorer: Scorer, step: StepRecord, cand: CandidateRecord, split: str,
               keep_records: Callable[[str, EvalResult], None], on_progress: Progress | None = None,
-              should_stop: Callable[[], bool] | None = None) -> EvalResult:
-    """Score one candidate of ``step`` on ``split`` ("dev": :func:`apply_dev`; "test": its
+              should_stop: Callable[[], bool] | None = None,
+              base_records: list[dict] | None = None) -> EvalResult:
+    """Score one candidate of ``step`` on ``split`` ("dev": :func:`apply_dev`, and with
+    ``base_records`` (the current prompt's dev records) :func:`apply_paired`; "test": its
     test accuracy and failed calls), keep its records, add the tokens to the step's usage
     and note the model the server reported. Errors as :meth:`Scorer.score`."""
     res = scorer.score([cand.text], split, on_progress, should_stop)[0]
     if split == "dev":
         apply_dev(cand, res)
+        if base_records is not None:
+            apply_paired(cand, base_records, [r.to_dict() for r in res.records])
         step.usage_dev = step.usage_dev.merge(res.usage)
     else:
         cand.test_accuracy, cand.test_errors = res.accuracy, res.n_errors
@@ -116,16 +140,20 @@ class Proposer:
     state: the run (read; only ``next_serial`` advances). splits: its examples. optimizer /
     embedder: the optimizer model and the update direction's embedder. scorer: scores on dev.
     keep_records(candidate id, result): stores a candidate's per-example records.
+    load_records(key, split): the kept records of a scored prompt ("initial" or a candidate
+    id; [] when none), to compare each candidate with the current prompt; None: no comparison.
     """
 
     def __init__(self, state: RunState, splits: TaskSplits, optimizer: ChatModel, embedder: Embedder | None,
-                 scorer: Scorer, keep_records: Callable[[str, EvalResult], None]):
+                 scorer: Scorer, keep_records: Callable[[str, EvalResult], None],
+                 load_records: Callable[[str, str], list[dict]] | None = None):
         self.state = state
         self.splits = splits
         self.optimizer = optimizer
         self.embedder = embedder
         self.scorer = scorer
         self.keep_records = keep_records
+        self.load_records = load_records
 
     def _sample(self, meta: str, first_index: int, n: int) -> list[Completion]:
         om = self.state.settings.optimizer_model
@@ -238,13 +266,17 @@ class Proposer:
 
     def _score(self, step: StepRecord, on_progress: Progress | None,
                should_stop: Callable[[], bool] | None) -> None:
-        """Score the step's new candidates on dev (one pool, failed calls retried at the end);
-        duplicates within the step share their twin's score and failed-call count."""
+        """Score the step's new candidates on dev (one pool, failed calls retried at the end)
+        and compare each with the current prompt (:func:`apply_paired`); duplicates within
+        the step share their twin's score, failed-call count and comparison, duplicates of an
+        earlier prompt are compared from that prompt's kept records."""
+        base = self.load_records(current_key(self.state, step), "dev") if self.load_records else []
         to_score = [cd for cd in step.candidates if cd.status == "scored"]
         if to_score:
             results = self.scorer.score([cd.text for cd in to_score], "dev", on_progress, should_stop)
             for cd, res in zip(to_score, results):
                 apply_dev(cd, res)
+                apply_paired(cd, base, [r.to_dict() for r in res.records])
                 self.keep_records(cd.id, res)
                 step.usage_dev = step.usage_dev.merge(res.usage)
             note_reported(step, "task", self.state.settings.task_model.model, (m for r in results for m in r.models))
@@ -253,3 +285,20 @@ class Proposer:
             twin = by_id.get(cd.duplicate_of or "")
             if cd.status == "duplicate" and cd.dev_accuracy is None and twin is not None:
                 cd.dev_accuracy, cd.dev_errors, cd.dev_n = twin.dev_accuracy, twin.dev_errors, twin.dev_n
+                cd.dev_correct, cd.fixed = twin.dev_correct, twin.fixed
+                cd.broken, cd.p_value = twin.broken, twin.p_value
+            elif cd.status == "duplicate" and twin is None and cd.duplicate_of and self.load_records:
+                self._compare_earlier(cd, base)
+
+    def _compare_earlier(self, cd: CandidateRecord, base: list[dict]) -> None:
+        """A duplicate of a prompt scored in an earlier step: its answered count, correct
+        count and comparison with the current prompt, from that prompt's kept dev records."""
+        assert self.load_records is not None
+        key = "initial" if cd.duplicate_of == "entry0" else cd.duplicate_of or ""
+        records = self.load_records(key, "dev")
+        if not records:
+            return
+        answered = [r for r in records if not r.get("error")]
+        cd.dev_n, cd.dev_errors = len(records), len(records) - len(answered)
+        cd.dev_correct = sum(1 for r in answered if r.get("correct"))
+        apply_paired(cd, base, records)

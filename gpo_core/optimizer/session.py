@@ -24,8 +24,8 @@ from gpo_core.models.base import ChatModel
 from gpo_core.models.embeddings import Embedder
 from gpo_core.optimizer import transitions
 from gpo_core.optimizer.direction import TrajectoryEntry
-from gpo_core.optimizer.policies import explain_none, get_policy, ineligible_reason
-from gpo_core.optimizer.proposer import Proposer, budget_for, configured_models, score_one
+from gpo_core.optimizer.policies import explain_keep, get_policy, ineligible_reason
+from gpo_core.optimizer.proposer import Proposer, budget_for, configured_models, current_key, score_one
 from gpo_core.optimizer.scorer import Progress, Scorer, resolved_protocol
 from gpo_core.optimizer.transitions import now as _now
 from gpo_core.runs.records import CandidateRecord, Decision, RunState, StepRecord
@@ -188,7 +188,7 @@ class GPOSession:
         if t > self.config.steps:
             raise ConfigError("steps", f"all {self.config.steps} steps are done")
         proposer = Proposer(self.state, self.splits, self.models.optimizer, self.models.embedder, self._scorer(),
-                            self._keep_records)
+                            self._keep_records, self.records)
         step = proposer.propose(t, on_progress, should_stop)
         self.state.steps.append(step)
         self._save()
@@ -216,7 +216,8 @@ class GPOSession:
         step = transitions.pending(self.state)
         cand, edited = transitions.to_accept(self.state, step, candidate_id, text)
         if cand.dev_accuracy is None or cand.status == "over_budget":
-            score_one(self._scorer(), step, cand, "dev", self._keep_records, on_progress, should_stop)
+            score_one(self._scorer(), step, cand, "dev", self._keep_records, on_progress, should_stop,
+                      base_records=self.records(current_key(self.state, step)))
         if edited:
             step.candidates.append(cand)
         try:
@@ -238,8 +239,8 @@ class GPOSession:
         step = transitions.pending(self.state)
         best = self.best_candidate(step)
         if best is None:
-            transitions.no_choice(self.state, step, Decision("no_candidate", None, None, _now(),
-                                                           explain_none(step, self.state)))
+            note = explain_keep(get_policy(self.config.policy), step, self.state)
+            transitions.no_choice(self.state, step, Decision("no_candidate", None, None, _now(), note))
             self._save()
             return step
         return self.accept(best.id, on_progress=on_progress, kind="auto", should_stop=should_stop)
@@ -250,7 +251,8 @@ class GPOSession:
         step = transitions.pending(self.state)
         best = self.best_candidate(step)
         if best is None:
-            raise ConfigError("candidate", explain_none(step, self.state).replace("; prompt unchanged", ""))
+            note = explain_keep(get_policy(self.config.policy), step, self.state)
+            raise ConfigError("candidate", note.replace("; prompt unchanged", ""))
         return self.accept(best.id, on_progress=on_progress, should_stop=should_stop)
 
     def reject(self, candidate_id: str, rejected: bool = True) -> CandidateRecord:

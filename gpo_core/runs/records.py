@@ -50,7 +50,13 @@ class CandidateRecord:
     tokens of its dev scoring (cache hits in ``usage.cached_calls`` / ``cached_tokens``).
     test_accuracy / test_errors: set when chosen, same rule. rejected: the user rejected it;
     no decision path may choose it (nor its text), and later meta-prompts list it as
-    "rejected by the user" (OptimizerSettings.show_rejections).
+    "rejected by the user" (OptimizerSettings.show_rejections). dev_correct: dev examples
+    answered correctly (so the Wilson interval of ``dev_correct`` of ``dev_answered`` can be
+    shown, :func:`gpo_core.stats.wilson_interval`), None when unscored or unknown (older runs).
+    fixed / broken: dev examples the step's current prompt got wrong and this candidate right
+    (fixed), or the other way round (broken), over the examples both answered; p_value: the
+    exact two-sided McNemar p of fixed vs broken (:func:`gpo_core.stats.mcnemar_exact`);
+    all three None when not compared (no records of the current prompt, older runs).
     """
 
     id: str
@@ -69,6 +75,15 @@ class CandidateRecord:
     test_accuracy: float | None = None
     rejected: bool = False
     test_errors: int = 0
+    dev_correct: int | None = None
+    fixed: int | None = None
+    broken: int | None = None
+    p_value: float | None = None
+
+    @property
+    def dev_answered(self) -> int:
+        """Dev examples whose call succeeded: ``dev_n - dev_errors``."""
+        return max(0, self.dev_n - self.dev_errors)
 
     @property
     def score(self) -> int | None:
@@ -82,7 +97,8 @@ class CandidateRecord:
 
     @staticmethod
     def from_dict(d: dict) -> CandidateRecord:
-        d = dict(d)
+        known = {f.name for f in fields(CandidateRecord)}
+        d = {k: v for k, v in d.items() if k in known}
         d["usage"] = _usage_from(d.get("usage"))
         return CandidateRecord(**d)
 
