@@ -181,31 +181,14 @@ def bench_settings(concurrency: int = 8, base_url: str | None = None, **flat):
     candidates=, k=, dev_size=, seed=, ...) and ``<role>_<model field>`` (task_max_tokens=,
     optimizer_temperature=, ...). Both models run ``concurrency`` calls at once: on the
     loopback server at ``base_url`` ("fake-model"), else on the scripted demo backend."""
-    from dataclasses import fields
+    from gpo_testkit.flat_settings import flat_run_settings
 
-    from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
-
-    opt_names = {f.name for f in fields(OptimizerSettings)}
-    split_names = {f.name for f in fields(SplitSettings)}
     where = {"backend": "compatible", "base_url": base_url} if base_url else {"backend": "demo"}
     models: dict[str, dict[str, Any]] = {
         role: dict(where, model="fake-model" if base_url else f"scripted-{role}", concurrency=concurrency,
                    temperature=0.0 if role == "task" else 1.0, max_tokens=256 if role == "task" else 200)
         for role in ("task", "optimizer")}
-    opt, split = {}, {}
-    for key, value in flat.items():
-        if key in opt_names:
-            opt[key] = value
-        elif key in split_names:
-            split[key] = value
-        else:
-            role, _, name = key.partition("_")
-            if role not in models or name not in {f.name for f in fields(ModelSettings)}:
-                raise TypeError(f"unknown setting {key}")
-            models[role][name] = value
-    return RunSettings(splits=SplitSettings(**split), task_model=ModelSettings(**models["task"]),
-                       optimizer_model=ModelSettings(**models["optimizer"]),
-                       optimizer=OptimizerSettings(**opt)).validate()
+    return flat_run_settings(models, **flat).validate()
 
 
 def timer():

@@ -6,14 +6,15 @@ instruction in its prompt contains the word "carefully"; otherwise it always say
 """
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from gpo_core.models.base import ChatRequest
 from gpo_core.optimizer.session import Models
-from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
+from gpo_core.settings import RunSettings
 from gpo_core.tasks.task import Example, Task, TaskSplits
 from gpo_testkit.embedders import HashingEmbedder
+from gpo_testkit.flat_settings import flat_run_settings
 from gpo_testkit.scripted import ScriptedChatModel
 
 OPTIMIZER_REPLIES = {
@@ -81,21 +82,7 @@ def run_settings(concurrency: int = 8, **flat: Any) -> RunSettings:
     optimizer replies above exercise the graceful extraction rules that go with it. The GPO
     layout's path (tags, whole-reply fallback, echo refusals) is tested in test_fidelity.py."""
     flat.setdefault("layout", "short")
-    opt = {f.name for f in fields(OptimizerSettings)}
-    spl = {f.name for f in fields(SplitSettings)}
-    models = {"task": {"backend": "demo", "model": "fake-task", "temperature": 0.0, "concurrency": concurrency},
-              "optimizer": {"backend": "demo", "model": "fake-optimizer", "temperature": 1.0, "max_tokens": 200,
-                            "concurrency": concurrency}}
-    o, s = {}, {}
-    for k, v in flat.items():
-        if k in opt:
-            o[k] = v
-        elif k in spl:
-            s[k] = v
-        else:
-            role, _, name = k.partition("_")
-            if role not in models or name not in {f.name for f in fields(ModelSettings)}:
-                raise TypeError(f"unknown setting {k}")
-            models[role][name] = v
-    return RunSettings(splits=SplitSettings(**s), task_model=ModelSettings(**models["task"]),
-                       optimizer_model=ModelSettings(**models["optimizer"]), optimizer=OptimizerSettings(**o))
+    return flat_run_settings(
+        {"task": {"backend": "demo", "model": "fake-task", "temperature": 0.0, "concurrency": concurrency},
+         "optimizer": {"backend": "demo", "model": "fake-optimizer", "temperature": 1.0, "max_tokens": 200,
+                       "concurrency": concurrency}}, **flat)
