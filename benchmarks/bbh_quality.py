@@ -307,7 +307,7 @@ def run_ape(task: Task, s: Settings, seed: int, models: Models) -> tuple[MethodR
             res.dev_calls += r.usage.calls
             res.candidates_scored += 1
             scored[" ".join(c.split()).lower()] = r.accuracy
-            if r.accuracy >= best_dev:  # ties: the later prompt, as GPOSession.best_prompt
+            if r.accuracy > best_dev:  # ties: the earlier prompt, as GPOSession.best_prompt (runs/final.py)
                 best_prompt, best_dev = c, r.accuracy
     res.final_prompt, res.dev_accuracy = best_prompt, best_dev
     res.beat_start_on_dev = best_dev > start.accuracy

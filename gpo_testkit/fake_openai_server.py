@@ -4,7 +4,10 @@ Serves ``POST /v1/chat/completions`` and ``GET /v1/models`` on ``127.0.0.1`` wit
 shape of the OpenAI API (``choices[0].message.content`` and ``usage``), a fixed latency per
 request, deterministic replies and injectable faults (429 with and without ``Retry-After``,
 500, 503, connection reset, hang, malformed JSON, empty content, content without the
-``<INS>`` tags, a reply 100x longer than ``max_tokens``).
+``<INS>`` tags, a reply 100x longer than ``max_tokens``) and hostile replies (content that
+is null, a list or blank; usage fields that are not numbers; a reply with 100 tagged
+spans), a server that dies after a number of requests (``die_after``) and keys accepted
+one by one (``accepted_keys``: others get HTTP 401).
 
 Over 300 lines: one test double with its HTTP handler, fault plan and command line, kept in
 one file so a test or benchmark starts it with one import; never imported by gpo_core.
@@ -47,6 +50,10 @@ __all__ = ["FAULT_KINDS", "FaultPlan", "FakeOpenAIServer", "default_responder", 
 #: a body that is not JSON. ``empty``: a well-formed reply whose content is "". ``null_content``:
 #: content is JSON null. ``empty_choices``: ``choices`` is []. ``no_tags``: the reply lacks
 #: ``<INS>`` tags. ``long``: a reply 100x longer (in words) than ``max_tokens``.
+#: ``list_content``: content is a list of content parts. ``blank``: content is whitespace.
+#: ``bad_usage``: the normal reply, with usage fields that are not numbers. ``many_tags``: the
+#: reply holds ``FaultPlan.many_tags`` tagged spans (<INS>...</INS> and <START>...<END>), each
+#: a different instruction (different for each ``seed``, i.e. each sample).
 FAULT_KINDS: tuple[str, ...] = (
     "429_retry_after",
     "429",
@@ -60,6 +67,10 @@ FAULT_KINDS: tuple[str, ...] = (
     "empty_choices",
     "no_tags",
     "long",
+    "list_content",
+    "blank",
+    "bad_usage",
+    "many_tags",
 )
 
 #: Faults that a client should recover from by retrying.
@@ -76,6 +87,7 @@ class FaultPlan:
     ``POST /v1/chat/completions`` requests; a scheduled entry wins over the rate.
     retry_after_s: the ``Retry-After`` value sent with ``429_retry_after`` (seconds, may be
     fractional). hang_s: how long a ``hang`` holds the connection before closing it (seconds).
+    many_tags: how many tagged spans a ``many_tags`` reply holds.
     by_prompt: ``{substring: kind}``; a chat request whose prompt text (all message contents
     joined) contains the substring gets that fault on every attempt, so one chosen example's
     calls always fail. Checked first (insertion order); wins over ``schedule`` and ``rate``.
@@ -91,6 +103,7 @@ class FaultPlan:
     retry_after_s: float = 0.2
     hang_s: float = 2.0
     by_prompt: dict[str, str] = field(default_factory=dict)
+    many_tags: int = 100
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -272,7 +285,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"could not parse the JSON body: {exc}", "invalid_request_error")
             return
         owner._record(body)
-        if owner.required_key is not None and auth != f"Bearer {owner.required_key}":
+        if owner.dead(number):  # died mid-run: every later request is cut off
+            owner._count_fault("dead")
+            self._reset()
+            return
+        if not owner.key_accepted(auth):
+            owner._count_refused()
             self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
             return
         model = body.get("model")
@@ -296,12 +314,20 @@ class _Handler(BaseHTTPRequestHandler):
             max_tokens = max(1, int(max_tokens))
         except (TypeError, ValueError):
             max_tokens = 256
-        text: str | None = owner.responder(body)
+        text: Any = owner.responder(body)
         finish = "stop"
         if fault == "empty":
             text = ""
         elif fault == "null_content":
             text = None
+        elif fault == "list_content":
+            text = [{"type": "text", "text": text or ""}]
+        elif fault == "blank":
+            text = "  \n "
+        elif fault == "many_tags":
+            tag = body.get("seed", 0)  # each sample its own spans
+            text = "\n".join(f"<INS>Answer the question with care, way {tag}-{i}.</INS> <START>Think it through, "
+                              f"route {tag}-{i}.<END>" for i in range(owner.faults.many_tags))
         elif fault == "no_tags":
             text = re.sub(r"</?INS>", "", text or "") or "I would rephrase it."
         elif fault == "long":
@@ -310,8 +336,10 @@ class _Handler(BaseHTTPRequestHandler):
             words = (text or "").split()
             if len(words) > max_tokens:
                 text, finish = " ".join(words[:max_tokens]), "length"
-        prompt_tokens = _words(_prompt_text(body))
-        completion_tokens = _words(text or "")
+        prompt_tokens: Any = _words(_prompt_text(body))
+        completion_tokens: Any = _words(text if isinstance(text, str) else "")
+        if fault == "bad_usage":
+            prompt_tokens, completion_tokens = "lots", {"n": 3}
         choices = [] if fault == "empty_choices" else [{
             "index": 0,
             "message": {"role": "assistant", "content": text},
@@ -325,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
             "model": owner.reported_models.get(str(model), model) or "fake-model",
             "choices": choices,
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+                      "total_tokens": (prompt_tokens + completion_tokens) if fault != "bad_usage" else None},
         })
 
     def _apply_transport_fault(self, fault: str, owner: FakeOpenAIServer) -> bool:
@@ -363,8 +391,12 @@ class FakeOpenAIServer:
     model carry the other name in their ``model`` field (as a server that serves another
     model than the one asked for, or resolves an alias); other requests echo their model.
     required_key: if given, requests whose bearer token differs get HTTP 401.
-    port: 0 picks a free port. keep_bodies: how many recent request JSON bodies to keep in
-    :attr:`received` (headers are never kept).
+    accepted_keys: if given, only these bearer tokens are served (others get HTTP 401,
+    counted in :attr:`refused`); combines with ``required_key`` (either is accepted).
+    die_after: if given, the server answers that many chat requests, then cuts every later
+    one off (TCP reset, counted as fault "dead"), like an endpoint that died mid-step;
+    :meth:`revive` brings it back. port: 0 picks a free port. keep_bodies: how many recent
+    request JSON bodies to keep in :attr:`received` (headers are never kept).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`. :attr:`base_url` is
     ``"http://127.0.0.1:PORT/v1"``.
@@ -373,13 +405,16 @@ class FakeOpenAIServer:
     def __init__(self, latency_s: float = 0.0, responder: Callable[[dict], str] | None = None,
                  faults: FaultPlan | None = None, seed: int = 0, *,
                  known_models: set[str] | frozenset[str] | None = None, required_key: str | None = None,
-                 port: int = 0, keep_bodies: int = 10_000, reported_models: Mapping[str, str] | None = None):
+                 port: int = 0, keep_bodies: int = 10_000, reported_models: Mapping[str, str] | None = None,
+                 accepted_keys: set[str] | frozenset[str] | None = None, die_after: int | None = None):
         self.latency_s = float(latency_s)
         self.responder = responder or default_responder
         self.faults = faults or FaultPlan()
         self.known_models = set(known_models) if known_models is not None else None
         self.reported_models: dict[str, str] = dict(reported_models or {})
         self.required_key = required_key
+        self.accepted_keys = set(accepted_keys) if accepted_keys is not None else None
+        self.die_after = die_after
         self._port = port
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -444,7 +479,27 @@ class FakeOpenAIServer:
             self.requests_with_key = 0
             self.requests_without_key = 0
             self._unmatched_requests = 0
+            self.refused = 0
             self.received.clear()
+
+    def key_accepted(self, authorization: str | None) -> bool:
+        """Whether a request with this ``Authorization`` header is served."""
+        if self.required_key is None and self.accepted_keys is None:
+            return True
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        return token == self.required_key or token in (self.accepted_keys or ())
+
+    def dead(self, number: int) -> bool:
+        """Whether chat request ``number`` comes after the server died (``die_after``)."""
+        return self.die_after is not None and number > self.die_after
+
+    def revive(self) -> None:
+        """The dead server answers again (``die_after`` cleared)."""
+        self.die_after = None
+
+    def _count_refused(self) -> None:
+        with self._lock:
+            self.refused += 1
 
     def _count(self, path: str, authorization: str | None) -> int:
         """Count one request; return its chat request number (from 1) or 0 for other paths."""

@@ -3,8 +3,14 @@
 import streamlit as st
 
 from gpo_core.errors import GPOError
-from gpo_core.settings import LOCAL_DEFAULT_MODEL, ROLES
-from gpo_core.studio.model_config import BACKEND_LABELS, DEFAULT_OPENAI_MODEL, USER_BACKENDS
+from gpo_core.settings import EMBEDDED_MODELS, LOCAL_DEFAULT_MODEL, MODEL_PRESETS, ROLES, default_model_settings
+from gpo_core.studio.model_config import (
+    BACKEND_LABELS,
+    DEFAULT_OPENAI_MODEL,
+    EMBEDDED_INFO,
+    OTHER_GGUF,
+    USER_BACKENDS,
+)
 from gpo_core.studio.studio import Studio
 from gpo_core.studio.views import markup, setup_view
 
@@ -22,10 +28,38 @@ for f in studio.pop_flashes():
     getattr(st, f.kind)(md(f.text))
 st.markdown(
     "The **task model** answers the task's questions with each candidate prompt (it is the scorer); "
-    "the **optimizer model** reads the meta-prompt and writes candidate prompts. The embedded model "
-    "(SmolLM2-135M-Instruct, on this CPU) needs no network; OpenAI or any OpenAI-compatible server "
-    "(vLLM, llama.cpp server, Ollama, …) is much stronger."
+    "the **optimizer model** reads the meta-prompt and writes candidate prompts. The embedded models "
+    "(Qwen2.5-Coder-1.5B-Instruct and SmolLM2-135M-Instruct, on this CPU) need no network; OpenAI or any "
+    "OpenAI-compatible server (vLLM, llama.cpp server, Ollama, …) is much stronger."
 )
+
+CUSTOM = "custom"
+
+
+def preset_label(name: str) -> str:
+    if name == CUSTOM:
+        return "Custom (set each role below)"
+    p = MODEL_PRESETS[name]
+    return (f"{p.label}: task model {EMBEDDED_INFO[p.task_model]['label']}, optimizer model "
+            f"{EMBEDDED_INFO[p.optimizer_model]['label']} · about {p.step_seconds:.0f} s a step")
+
+
+def apply_preset() -> None:
+    """on_change of the preset radio: both roles on the preset's embedded models."""
+    name = st.session_state.get("model_preset")
+    if name in MODEL_PRESETS:
+        models.apply_preset(name)
+        ERRORS.clear()
+        for role in ROLES:
+            st.session_state[f"{role}_wants_gguf"] = False
+
+
+ERRORS = st.session_state.setdefault("model_errors", {})
+st.session_state["model_preset"] = models.current_preset() or CUSTOM
+st.radio("Embedded models (offline presets)", [*MODEL_PRESETS, CUSTOM], key="model_preset", format_func=preset_label,
+         on_change=apply_preset,
+         help="Step times were measured on 2 shared CPU cores with the app's default sizes (4 candidates x 16 dev "
+              "examples); the Optimize page shows the estimate for your run.")
 
 key = st.text_input("OpenAI API key", type="password", value=models.api_key or "", key="api_key_input",
                     help="Kept in this browser session only: never saved to disk, logs, caches or exports.")
@@ -38,8 +72,6 @@ else:
     st.caption("No key: set OPENAI_API_KEY or type one above to use OpenAI. Local compatible servers often need none.")
 
 TITLES = {"task": "Task model (scorer)", "optimizer": "Optimizer model"}
-#: The last settings error per role, from the widgets' on_change callbacks.
-ERRORS = st.session_state.setdefault("model_errors", {})
 
 
 def backends_for(role: str) -> tuple[str, ...]:
@@ -56,7 +88,7 @@ def defaults(role: str, backend: str) -> tuple[str, str]:
     if spec.backend == backend:
         return spec.model, spec.base_url or ""
     if backend == "local":
-        return LOCAL_DEFAULT_MODEL, ""
+        return default_model_settings(role, "local").model, ""
     if backend == "demo":
         return "scripted-task" if role == "task" else "scripted-optimizer", ""
     return DEFAULT_OPENAI_MODEL, ""
@@ -71,6 +103,13 @@ def apply(role: str) -> None:
     backend = ss.get(f"{role}_backend", spec.backend)
     model, base_url = defaults(role, backend)
     model = ss.get(f"{role}_model_{backend}", model)
+    if backend == "local":
+        choice = ss.get(f"{role}_embedded", model if model in EMBEDDED_MODELS else OTHER_GGUF)
+        ss[f"{role}_wants_gguf"] = choice == OTHER_GGUF
+        model = choice if choice in EMBEDDED_MODELS else (ss.get(f"{role}_gguf_path") or "").strip()
+        if not model:  # "a .gguf file" chosen, no path typed yet: keep the settings until one is
+            ERRORS.pop(role, None)
+            return
     base_url = ss.get(f"{role}_base_url_{backend}", base_url) if backend not in ("local", "demo") else None
     concurrency = ss.get(f"{role}_concurrency_{backend == 'local'}", spec.concurrency)
     try:
@@ -106,10 +145,20 @@ for role, col in zip(ROLES, columns):
         backend = st.radio("Backend", options, index=options.index(spec.backend) if spec.backend in options else 0,
                            key=f"{role}_backend", format_func=BACKEND_LABELS.get, on_change=apply, args=(role,))
         default_model, default_url = defaults(role, backend)
-        st.text_input("Model", value=default_model, key=f"{role}_model_{backend}", on_change=apply, args=(role,),
-                      disabled=backend == "demo",
-                      help="Embedded: the bundled model or a path to a .gguf file. "
-                           "Otherwise the model name the server knows.")
+        if backend == "local":
+            current = default_model or LOCAL_DEFAULT_MODEL
+            wants_gguf = current not in EMBEDDED_MODELS or st.session_state.get(f"{role}_wants_gguf", False)
+            st.session_state[f"{role}_embedded"] = OTHER_GGUF if wants_gguf else current
+            st.selectbox("Model", [*EMBEDDED_MODELS, OTHER_GGUF], key=f"{role}_embedded", on_change=apply,
+                         args=(role,), format_func=lambda n: EMBEDDED_INFO[n]["label"] if n in EMBEDDED_INFO else n,
+                         help="An embedded model, or any .gguf file on this computer.")
+            if wants_gguf:
+                st.text_input("Path to a .gguf file", value="" if current in EMBEDDED_MODELS else current,
+                              key=f"{role}_gguf_path", on_change=apply, args=(role,),
+                              placeholder="/path/to/model.gguf")
+        else:
+            st.text_input("Model", value=default_model, key=f"{role}_model_{backend}", on_change=apply, args=(role,),
+                          disabled=backend == "demo", help="The model name the server knows.")
         if backend not in ("local", "demo"):
             st.text_input("Base URL" + (" (optional)" if backend == "openai" else ""), value=default_url,
                           key=f"{role}_base_url_{backend}", on_change=apply, args=(role,),
@@ -140,6 +189,25 @@ for role, col in zip(ROLES, columns):
                 st.error(md(f"Failed after {seconds:.1f} s: {message}"))
 
 st.divider()
+st.subheader("Embedded models")
+embedded = models.embedded_models()
+st.dataframe(setup_view.embedded_frame(embedded), hide_index=True, width="stretch")
+for row in embedded:
+    if row["status"].startswith("joined from its parts"):
+        if st.button(f"Prepare {row['model']} now", key=f"prepare_{row['name']}",
+                     help="Join its part files into one verified model file (once; about 10 s)."):
+            bar, label = st.progress(0.0, text=f"Joining {row['model']}…"), row["model"]
+
+            def show(done: int, total: int, bar=bar, label=label) -> None:
+                bar.progress(done / max(1, total), text=f"Joining {label}: {done / 1e9:.2f} of {total / 1e9:.2f} GB")
+
+            try:
+                path = models.prepare_embedded(row["name"], show)
+            except GPOError as e:
+                st.error(md(str(e)))
+            else:
+                bar.progress(1.0, text="Ready")
+                st.success(md(f"{row['model']} is ready: {path}"))
 models.use_cache = st.checkbox("Reuse cached responses (same request, same model: answered from the local cache)",
                                value=models.use_cache, key="use_cache")
 st.dataframe(setup_view.models_frame(models.active()), hide_index=True, width="stretch")

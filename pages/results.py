@@ -6,7 +6,8 @@ from gpo_core.errors import GPOError
 from gpo_core.runs.repository import RunInUseError
 from gpo_core.studio import charts
 from gpo_core.studio.studio import Studio
-from gpo_core.studio.views import markup, run_view
+from gpo_core.studio.views import cost_view, markup, run_view, uncertainty
+from gpo_core.studio.worker import JobBusyError
 
 if "studio" not in st.session_state:
     # A fresh server's first request straight to this page runs it without app.py (Streamlit
@@ -18,7 +19,10 @@ runs = studio.runs
 md = markup.escape_markdown
 
 st.title("Results")
-for f in studio.pop_flashes():
+# A job's outcome shows where the job was started: here for "Repeat with seeds", else on the
+# Optimize page (an automatic run that ends while this page is open keeps its message there).
+_finished = studio.actions.job()
+for f in studio.pop_flashes(outcome=_finished is not None and _finished.kind == "seeds" and not _finished.running):
     getattr(st, f.kind)(md(f.text))
 
 
@@ -67,19 +71,93 @@ if session is None or initial is None:
     st.stop()
 
 state = session.state
-best = session.best_prompt()
+actions = studio.actions
+busy = actions.busy()
+hidden = run_view.test_is_hidden(state)  # a blind test not revealed yet: no test number on this page
+
+
+def _call(action, *args) -> None:
+    try:
+        action(*args)
+    except (JobBusyError, GPOError) as e:
+        studio.flash("error", str(e))
+
+
+def _stop() -> None:
+    actions.stop()
+
+
+def _reveal_on_export() -> None:
+    """A download of a blind run holds its test scores, so it reveals them (recorded)."""
+    _call(actions.reveal_test, "export")
+
+
+def _repeat_with_seeds() -> None:
+    text = str(st.session_state.get("seeds_text") or "")
+    try:
+        seeds = [int(x) for x in text.replace(" ", ",").split(",") if x.strip()]
+    except ValueError:
+        studio.flash("error", f"Seeds: whole numbers separated by commas, e.g. 1, 2, 3; got {text!r}")
+        return
+    _call(actions.submit_seeds, seeds)
+
+
+@st.fragment(run_every=0.5)
+def running_job() -> None:
+    """The open run's running job (automatic steps, seeds...): progress, log, Stop."""
+    job = actions.job()
+    if job is None or not job.running:
+        st.rerun()
+    with st.container(border=True, key="results_job_box"):
+        st.markdown(f"**{md(job.label)}**")
+        st.progress(markup.progress_fraction(job.done, job.total),
+                    text=markup.job_progress_text(job.phase, job.done, job.total))
+        for line in job.log[-8:]:
+            st.text(line)
+        st.caption(f"{job.seconds:.0f} s so far. The work goes on if you leave this page or reload it.")
+        if job.stoppable:
+            st.button("Stop", key="stop_results_job", on_click=_stop)
+
+
 st.caption(f"Run {state.run_id} · task {md(session.task_name)} · {len(state.decided_steps)} of "
-           f"{session.config.steps} steps done")
-m1, m2, m3 = st.columns(3)
-m1.metric("Starting prompt (dev)", markup.pct(initial["dev_accuracy"]))
-m2.metric("Best prompt (dev)", markup.pct(best.dev_accuracy))
-m3.metric("Starting prompt (test)", markup.pct(initial.get("test_accuracy")))
-st.markdown("**Final prompt** (the chosen prompt with the best dev accuracy)")
-st.code(best.prompt, language=None, wrap_lines=True)
+           f"{session.config.steps} steps done · {md(run_view.policy_text(session.settings))}")
+job = actions.job()
+if job is not None and job.running:
+    running_job()
+comparison = session.final_comparison()
+with st.container(horizontal=True, gap="large"):
+    for name, (value, interval) in run_view.final_metrics(comparison, hidden).items():
+        st.metric(name, value, interval, delta_color="off", delta_arrow="off")
+st.caption(md(uncertainty.explainer(uncertainty.initial_accuracy(state, "dev"))))
+st.caption(md(cost_view.spend_text(session.spend()) + (f" · racing saved {cost_view.calls_saved(state):,} "
+                                                         "task-model calls" if session.config.racing else "")))
+if hidden:
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.info("Blind test: every test number on this page stays hidden until you reveal them. "
+                "Downloading an export reveals them too (the export holds them).")
+        st.button("Reveal test scores", key="reveal_test", disabled=busy, on_click=_call, args=(actions.reveal_test,))
+elif state.test_revealed:
+    st.caption(md(f"Blind test: test scores revealed by {state.test_revealed.get('by', '?')} at "
+                  f"{state.test_revealed.get('at', '?')}."))
+st.markdown(f"**Final prompt** ({md(run_view.FINAL_PROMPT_RULE)})")
+st.code(comparison.prompt, language=None, wrap_lines=True)
+st.caption(md(comparison.summary(show_test=not hidden)))
 
 c1, c2 = st.columns(2)
 c1.plotly_chart(charts.accuracy_figure(state), key="accuracy_chart")
 c2.plotly_chart(charts.budget_figure(state, session.budgets()), key="budget_chart")
+c1, c2 = st.columns(2)
+c1.plotly_chart(charts.gap_figure(state), key="gap_chart")
+with c2:
+    st.markdown("**Overfitting guard**")
+    st.caption("Prompts are chosen on dev, so the prompt in use tends to score higher on dev than on test. The "
+               "chart shows dev minus test per step with its 95% interval; a warning appears when the interval "
+               "lies above 0 and the gap exceeds 10 points.")
+    warnings = [] if hidden else run_view.gap_warnings(state)
+    for w in warnings:
+        st.warning(md(w[:1].upper() + w[1:] + "."))
+    if not warnings and not hidden:
+        st.success("No dev-test gap has opened so far.")
 
 st.subheader("Trajectory")
 tab_steps, tab_traj = st.tabs(["Steps", "Every scored prompt"])
@@ -99,13 +177,21 @@ def label_of(key: str) -> str:
 
 c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="bottom")
 key_a = c1.selectbox("Prompt", keys, format_func=label_of, key="records_a")
-split = c2.radio("Split", ["dev", "test"], horizontal=True, key="records_split")
+split = c2.radio("Split", ["dev"] if hidden else ["dev", "test"], horizontal=True, key="records_split",
+                 help="Test results are hidden while the blind test is." if hidden else None)
 wrong_only = c3.checkbox("Wrong answers only", key="records_wrong")
 recs_a = runs.records(key_a, split) if key_a is not None else []
-if not recs_a:
+unreadable = runs.records_problem(key_a, split) if key_a is not None else None  # a damaged records file
+if unreadable:
+    st.warning(md(f"Unreadable: these per-example results cannot be shown. {unreadable}. The run's scores "
+                  "and every other result are intact."))
+elif not recs_a:
     st.info(f"This prompt has no {split} results (only chosen prompts are scored on test).")
 else:
-    st.caption(f"Accuracy on {split}: {markup.pct(run_view.records_accuracy(recs_a))} ({len(recs_a)} examples)")
+    acc_a = uncertainty.records_accuracy(recs_a)
+    failed = len(recs_a) - (acc_a.answered if acc_a else 0)
+    st.caption(md(f"Accuracy on {split}: {acc_a.sized(split) if acc_a else '–'}"
+                  + (f" ({failed} failed calls left out)" if failed else "")))
     st.dataframe(run_view.records_frame(recs_a, wrong_only), hide_index=True, width="stretch")
 
 with st.expander("Compare two prompts side by side", expanded=False):
@@ -114,23 +200,51 @@ with st.expander("Compare two prompts side by side", expanded=False):
     cmp_b = d2.selectbox("Prompt B", keys, index=len(keys) - 1, format_func=label_of, key="cmp_b")
     ra = runs.records(cmp_a, split) if cmp_a is not None else []
     rb = runs.records(cmp_b, split) if cmp_b is not None else []
-    for col, recs in ((d1, ra), (d2, rb)):
-        col.caption(f"{split} accuracy: {markup.pct(run_view.records_accuracy(recs))}")
+    for col, recs, key in ((d1, ra, cmp_a), (d2, rb, cmp_b)):
+        problem = runs.records_problem(key, split) if key is not None else None
+        if problem:
+            col.warning(md(f"Unreadable: {problem}."))
+        acc = uncertainty.records_accuracy(recs)
+        col.caption(md(f"{split} accuracy: {acc.sized(split) if acc else '–'}"))
         col.dataframe(run_view.records_frame(recs, wrong_only), hide_index=True, width="stretch")
     if ra and rb:
+        st.caption(md(run_view.compare_text(ra, rb, split)))
         st.caption("Same examples, A vs B" + (" (rows where either is wrong)" if wrong_only else ""))
         st.dataframe(run_view.compare_frame(ra, rb, wrong_only), hide_index=True, width="stretch")
 
 st.subheader("Export")
 # Built when clicked (in a thread of their own), not on every run of this page.
+if hidden:
+    st.caption("The run and report exports hold the test scores: downloading one reveals them here too.")
+on_download = _reveal_on_export if hidden else "ignore"
 e1, e2, e3 = st.columns(3)
 exports = studio.exports
 e1.download_button("Final prompt (.txt)", exports.final_prompt, file_name=exports.file_name("final-prompt.txt"),
                    mime="text/plain", key="dl_prompt", on_click="ignore")
 e2.download_button("Run (.json, no keys)", exports.run_json, file_name=exports.file_name("run.json"),
-                   mime="application/json", key="dl_json", on_click="ignore")
+                   mime="application/json", key="dl_json", on_click=on_download)
 e3.download_button("Report (.md)", exports.report_md, file_name=exports.file_name("report.md"),
-                   mime="text/markdown", key="dl_report", on_click="ignore")
+                   mime="text/markdown", key="dl_report", on_click=on_download)
+
+st.subheader("Seed variance")
+st.caption("Repeat this run with other seeds to see how much the optimizer itself varies: each seed is a new saved "
+           "run on the same task, examples and settings (the seed changes the exemplars, so the optimizer's samples "
+           "differ), run to its end with the run's decision policy. Reported: the final prompt's test accuracy, "
+           "mean and spread.")
+c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+c1.text_input("Seeds", value="1, 2, 3", key="seeds_text", help="Whole numbers separated by commas (at most 20).")
+c2.button("Repeat with seeds", key="repeat_seeds", disabled=busy, on_click=_repeat_with_seeds,
+          help="Wait for the running work to end first." if busy else None)
+summary = actions.seed_summaries.get(state.run_id)
+if summary is not None:
+    if hidden and summary.split == "test":
+        st.info("The seed runs' test accuracies are hidden while this run's blind test is: reveal them above.")
+    else:
+        with st.container(horizontal=True, gap="large"):
+            for name, value in run_view.seeds_metrics(summary).items():
+                st.metric(name, value)
+        st.dataframe(run_view.seeds_frame(summary), hide_index=True, width="stretch",
+                     column_config={"final prompt": st.column_config.TextColumn(width="large")})
 
 st.divider()
 saved_runs_section()

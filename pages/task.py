@@ -41,7 +41,9 @@ else:
                           key="task_upload",
                           help="One labeled example per row: an input column and a target column.")
     preview = None
-    if up is not None:
+    if up is None:
+        tasks.clear_upload()  # emptied or refused by the uploader: nothing of an earlier file stays loadable
+    else:
         try:
             preview = tasks.preview_upload(up.getvalue(), up.name)
         except GPOError as e:

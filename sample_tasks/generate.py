@@ -15,6 +15,19 @@ computed by Python (no copied datasets):
 - date_arithmetic (multiple_choice (A)-(E), CSV): gold by ``datetime.date`` arithmetic.
 - word_sorting (exact_match, JSONL): gold by ``sorted()``.
 
+Three tasks whose gold answers follow a convention that only a good instruction can tell
+the task model (issue 14); each starts from a deliberately vague instruction
+(:data:`INSTRUCTIONS`) and has a hand-written ideal one (:data:`IDEAL_INSTRUCTIONS`, used by
+benchmarks/embedded_optimizer.py as the upper reference):
+
+- review_sentiment (exact_match, CSV): product reviews labelled ``pos`` / ``neg`` (a label
+  vocabulary); gold is the polarity the review was built from.
+- date_normalization (exact_match, JSONL): a sentence mentioning one date in a spoken format;
+  gold is that date as ``YYYY-MM-DD`` (an output format), by ``datetime.date.isoformat()``.
+- ticket_triage (exact_match, JSON): support tickets coded ``BILL`` / ``ACCT`` / ``BUG`` /
+  ``HOW`` by a rubric stated nowhere in the input; gold is the rubric code the ticket was
+  built from.
+
 Inputs stay short (under ~60 words) so the tiny embedded model answers fast.
 """
 
@@ -36,8 +49,26 @@ SEEDS = {
     "navigation": 103,
     "date_arithmetic": 104,
     "word_sorting": 105,
+    "review_sentiment": 106,
+    "date_normalization": 107,
+    "ticket_triage": 108,
 }
 INSTRUCTION = "Let's think step by step."
+#: Starting instructions other than :data:`INSTRUCTION`: deliberately vague, so the task model
+#: does not know the answer convention until an optimized instruction tells it.
+INSTRUCTIONS = {
+    "review_sentiment": "Classify the review.",
+    "date_normalization": "What is the date?",
+    "ticket_triage": "Label the ticket.",
+}
+#: Hand-written instructions that state each convention (the benchmark's upper reference).
+IDEAL_INSTRUCTIONS = {
+    "review_sentiment": "Is this review positive or negative? Answer with one word: pos or neg.",
+    "date_normalization": "Write the date mentioned in the text in the format YYYY-MM-DD and nothing else.",
+    "ticket_triage": ("Label the support ticket with one code: BILL for payments, charges, refunds or invoices; "
+                      "ACCT for login, password or account access; BUG for crashes, errors or features that do "
+                      "not work; HOW for questions about how to do something. Answer with the code only."),
+}
 
 
 # --------------------------------------------------------------------------- boolean expressions
@@ -336,6 +367,125 @@ def word_sorting(rng: random.Random) -> list[dict[str, str]]:
     return rows
 
 
+# --------------------------------------------------------------------------- review sentiment (pos / neg)
+
+_PRODUCTS = ["blender", "pair of headphones", "backpack", "desk lamp", "phone case", "kettle", "pair of running shoes",
+             "umbrella", "water bottle", "keyboard", "tent", "coffee grinder", "yoga mat", "charger", "frying pan"]
+_OPENERS = {
+    "pos": ["I love this {p}.", "Great {p} for the price.", "This {p} exceeded my expectations.",
+            "Best {p} I have owned.", "Really happy with this {p}.", "This {p} is a keeper."],
+    "neg": ["This {p} broke after a week.", "Very disappointed with this {p}.", "Do not buy this {p}.",
+            "The {p} stopped working within days.", "This {p} was a waste of money.", "I regret buying this {p}."],
+}
+_DETAILS = {
+    "pos": ["It feels sturdy.", "Shipping was fast.", "It works exactly as described.", "My kids use it every day.",
+            "Setup took two minutes.", "It looks even better in person.", "The quality is excellent."],
+    "neg": ["It feels cheap.", "It arrived scratched.", "Customer service never replied.", "A part came loose.",
+            "It overheats.", "The instructions were useless.", "It is much smaller than the photos."],
+}
+_CONCESSIONS = {  # a minor point of the other polarity, clearly outweighed
+    "pos": ["The box was a bit dented, but that does not matter.", "It is a little loud, but I can live with that."],
+    "neg": ["The colour is nice, but that is all.", "Delivery was quick, but it does not help."],
+}
+_CLOSINGS = {"pos": ["Would buy again.", "Highly recommend.", "Five stars from me."],
+             "neg": ["I am returning it.", "Avoid.", "One star."]}
+
+
+def review_sentiment(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    while len(rows) < N_EXAMPLES:
+        label = "pos" if len(rows) % 2 == 0 else "neg"  # balanced
+        product = rng.choice(_PRODUCTS)
+        parts = [rng.choice(_OPENERS[label]).format(p=product)]
+        parts += rng.sample(_DETAILS[label], rng.randint(1, 2))
+        if rng.random() < 0.3:
+            parts.append(rng.choice(_CONCESSIONS[label]))
+        parts.append(rng.choice(_CLOSINGS[label]))
+        text = " ".join(parts)
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append({"input": f"Review: {text}", "target": label})
+    return rows
+
+
+# --------------------------------------------------------------------------- date normalization (YYYY-MM-DD)
+
+_EVENTS = ["The warranty on my blender ends", "Our team meeting is now", "The package should arrive",
+           "My passport expires", "The concert takes place", "The invoice is due", "The lease starts",
+           "The library book must be back", "The workshop was held", "Registration closes"]
+_ORDINAL = {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd", 31: "st"}
+_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def _spoken_date(d: dt.date, style: int) -> str:
+    month, short = _MONTHS[d.month - 1], _MONTHS[d.month - 1][:3]
+    nth = f"{d.day}{_ORDINAL.get(d.day, 'th')}"
+    return [f"{month} {d.day}, {d.year}", f"{d.day} {month} {d.year}", f"the {nth} of {month}, {d.year}",
+            f"{short}. {d.day}, {d.year}", f"{month} {nth} {d.year}",
+            f"{_WEEKDAYS[d.weekday()]}, {month} {d.day}, {d.year}"][style]
+
+
+def date_normalization(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    start, span = dt.date(1995, 1, 1), (dt.date(2035, 12, 31) - dt.date(1995, 1, 1)).days
+    while len(rows) < N_EXAMPLES:
+        d = start + dt.timedelta(days=rng.randint(0, span))
+        text = f"{rng.choice(_EVENTS)} on {_spoken_date(d, rng.randrange(6))}."
+        if rng.random() < 0.3:
+            text = text[:-1] + f" at {rng.randint(1, 11)} {rng.choice(['am', 'pm'])}."
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append({"input": text, "target": d.isoformat()})
+    return rows
+
+
+# --------------------------------------------------------------------------- ticket triage (rubric codes)
+
+_TICKETS = {
+    "BILL": ["I was charged twice for my subscription this month.", "Please refund my last payment.",
+             "I cancelled last week but you still took {amt} from my card.", "My card was declined when I renewed.",
+             "The invoice for order {n} shows the wrong amount.", "Why did my monthly price go up to {amt}?"],
+    "ACCT": ["I forgot my password and the reset email never arrives.", "I cannot log in since yesterday.",
+             "Someone changed the email address on my account.", "My account is locked after three attempts.",
+             "The login code you text me never comes.", "I lost access to the account I made with my old email."],
+    "BUG": ["The app crashes when I open the settings page.", "Export to PDF fails with error {code}.",
+            "The sync button does nothing on my phone.", "Photos upload but show up blank.",
+            "The calendar shows every event one hour late.", "Search returns nothing even for exact titles."],
+    "HOW": ["How do I share a folder with my team?", "Is there a way to switch the app to Spanish?",
+            "Can I export my notes to a spreadsheet?", "Where do I turn on dark mode?",
+            "How can I add a second user to my plan?", "Can I print a single page of a notebook?"],
+}
+_GREETINGS = ["", "Hi, ", "Hello team, ", "Good morning. ", "Hey support, "]
+_CONTEXT = ["I use the desktop app.", "This started after the last update.", "I have been a customer for years.",
+            "It is quite urgent for me.", "My colleague has the same question.", ""]
+_SIGNOFFS = ["", " Thanks, {name}.", " Regards, {name}.", " Cheers."]
+_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jon"]
+
+
+def ticket_triage(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    codes = list(_TICKETS)
+    while len(rows) < N_EXAMPLES:
+        code = codes[len(rows) % len(codes)]  # balanced
+        body = rng.choice(_TICKETS[code]).format(amt=f"${rng.randint(5, 99)}.{rng.randint(0, 99):02d}",
+                                                 n=rng.randint(10000, 99999), code=f"E{rng.randint(100, 999)}")
+        greeting = rng.choice(_GREETINGS)
+        if greeting.endswith(", ") and not body.startswith("I "):
+            body = body[0].lower() + body[1:]
+        text = (greeting + body + " " + rng.choice(_CONTEXT)).strip()
+        text += rng.choice(_SIGNOFFS).format(name=rng.choice(_NAMES))
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append({"input": f"Ticket: {text}", "target": code})
+    return rows
+
+
 # --------------------------------------------------------------------------- writing
 
 TASKS = {
@@ -363,6 +513,21 @@ TASKS = {
         word_sorting, "examples.jsonl", "exact_match",
         "Sort a short list of words alphabetically.",
         "gold computed with sorted()",
+    ),
+    "review_sentiment": (
+        review_sentiment, "examples.csv", "exact_match",
+        "Label a product review pos or neg (a label vocabulary the starting instruction does not name).",
+        "gold is the polarity each review was built from, as pos / neg",
+    ),
+    "date_normalization": (
+        date_normalization, "examples.jsonl", "exact_match",
+        "Write the date a sentence mentions as YYYY-MM-DD (a format the starting instruction does not name).",
+        "gold computed with datetime.date.isoformat()",
+    ),
+    "ticket_triage": (
+        ticket_triage, "examples.json", "exact_match",
+        "Code a support ticket BILL, ACCT, BUG or HOW (a rubric stated nowhere in the input).",
+        "gold is the rubric code each ticket was built from",
     ),
 }
 
@@ -394,7 +559,7 @@ def main(out_dir: str | Path | None = None) -> list[Path]:
             "description": description,
             "answer_type": answer_type,
             "instruction_position": "Q_end",
-            "initial_instruction": INSTRUCTION,
+            "initial_instruction": INSTRUCTIONS.get(name, INSTRUCTION),
             "source": f"generated by sample_tasks/generate.py (seed {SEEDS[name]}); {gold}",
         }
         (folder / "task.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8", newline="\n")

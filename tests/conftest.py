@@ -8,8 +8,22 @@ from gpo_testkit.fake_openai_server import FakeOpenAIServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "real_model: needs the embedded SmolLM2 model or the real sentence embedder")
+    config.addinivalue_line("markers", "real_model: needs the embedded models (SmolLM2, Qwen2.5-Coder-1.5B) "
+                                       "or the real sentence embedder")
     config.addinivalue_line("markers", "browser: drives the Streamlit app in a headless browser (playwright)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_models_dir():
+    """One models folder for the whole run (tests point GPO_HOME at temporary folders; the
+    1.1 GB embedded model is joined once, not once per test home). Subprocesses inherit it."""
+    import os
+
+    from gpo_core.models.weights import models_dir
+
+    if "GPO_MODELS_DIR" not in os.environ:
+        os.environ["GPO_MODELS_DIR"] = str(models_dir())
+    yield
 
 
 @pytest.fixture

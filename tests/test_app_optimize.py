@@ -8,9 +8,9 @@ import pytest
 from gpo_core.models.demo import HashingEmbedder
 from gpo_core.models.provider import ModelProvider
 from gpo_core.optimizer.edits import word_edit_distance
-from gpo_core.optimizer.session import GPOSession
-from gpo_core.runs.repository import RunStore
+from gpo_core.runs.repository import RunStore, load_run
 from gpo_core.studio.studio import Studio
+from gpo_core.studio.views import uncertainty
 
 from app_support import (
     app_for,
@@ -43,7 +43,27 @@ def _stepped(tmp_path, **config):
 
 
 def _metrics(at) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    """Each metric as a user reads it: its value, then its caption when it has one."""
+    return {m.label: m.value + (f" · {m.delta}" if m.delta else "") for m in at.metric}
+
+
+def _shown(acc) -> str:
+    """An accuracy as the app shows it in text: value and 95% interval ("62.5% [41–79%]")."""
+    return acc.text()
+
+
+def _metric_shown(acc) -> str:
+    """An accuracy as a metric shows it: the value captioned with its 95% interval."""
+    value, interval = acc.metric()
+    return f"{value} · {interval}"
+
+
+def _accept(at, key: str) -> None:
+    """Click an accept button (``accept_<id>`` or ``accept_best``) and, when the app asks
+    whether to accept a candidate the numbers do not support, answer "Accept anyway"."""
+    click(at, key)
+    if any(b.key == "confirm_yes" for b in at.button):
+        click(at, "confirm_yes")
 
 
 def _frame(at, column: str):
@@ -59,11 +79,15 @@ def _frame(at, column: str):
 
 def test_starting_prompt_is_scored_first(tmp_path):
     studio, at = _started(tmp_path)
-    init = studio.runs.session.state.initial
+    state = studio.runs.session.state
+    init = state.initial
     expected = f"{100 * init['dev_accuracy']:.1f}%"
     assert any(t.startswith(f"Starting prompt scored: dev {expected}") for t in texts(at.success))
     m = _metrics(at)
-    assert m["Steps done"] == "0 / 3" and m["Starting prompt (dev)"] == expected
+    acc = uncertainty.initial_accuracy(state, "dev")
+    assert acc is not None and acc.answered == 6
+    assert m["Steps done"] == "0 / 3" and m["Starting prompt (dev)"] == _metric_shown(acc)
+    assert m["Starting prompt (dev)"].startswith(expected + " · 95% interval ")
     assert at.code[0].value == "Let's think step by step."
     assert not at.button(key="next_step").disabled
 
@@ -106,16 +130,19 @@ def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
 def test_accept_a_candidate_shows_its_scores_and_moves_the_prompt(tmp_path):
     studio, at = _stepped(tmp_path)
     step = studio.runs.session.state.pending_step
+    assert step is not None
     cand = step.candidates[1]
-    click(at, f"accept_{cand.id}")
+    _accept(at, f"accept_{cand.id}")
     no_exception(at)
-    assert studio.runs.session.state.current_prompt == cand.text
-    dev = f"{100 * cand.dev_accuracy:.1f}%"
-    test = f"{100 * step.chosen_test_accuracy:.1f}%"
+    state = studio.runs.session.state
+    assert state.current_prompt == cand.text
+    dev = uncertainty.candidate_dev(cand)
+    test = uncertainty.chosen_test(state, step)
+    assert dev is not None and test is not None and test.answered == 6
     shown = texts(at.success)
-    assert any(f"Step 1: accepted {cand.id} (dev {dev}, test {test}" in t for t in shown), shown
+    assert any(f"Step 1: accepted {cand.id} (dev {_shown(dev)}, test {_shown(test)}" in t for t in shown), shown
     assert _metrics(at)["Steps done"] == "1 / 3"
-    assert _metrics(at)["Current prompt (dev)"] == dev
+    assert _metrics(at)["Current prompt (dev)"] == _metric_shown(dev)
     assert at.code[0].value == cand.text
     assert not at.button(key="next_step").disabled
 
@@ -137,7 +164,7 @@ def test_edit_a_candidate_then_accept_scores_the_edited_text(tmp_path):
     assert step.decision.kind == "accept_edited" and chosen.text == edited and chosen.origin == "edited"
     assert chosen.dev_accuracy is not None
     assert studio.runs.session.state.current_prompt == edited
-    assert any(f"accepted after editing {chosen.id} (dev {100 * chosen.dev_accuracy:.1f}%" in t
+    assert any(f"accepted after editing {chosen.id} (dev {100 * chosen.dev_accuracy:.1f}% [" in t
                for t in texts(at.success))
     assert chosen.id in list(_frame(at, "edit distance")["candidate"])
 
@@ -165,7 +192,7 @@ def test_accept_best_takes_the_highest_dev_accuracy(tmp_path):
     studio, at = _stepped(tmp_path)
     step = studio.runs.session.state.pending_step
     best = max(step.candidates, key=lambda c: c.dev_accuracy or 0.0)
-    click(at, "accept_best")
+    _accept(at, "accept_best")
     assert step.decision.candidate_id == best.id
     assert studio.runs.session.state.current_prompt == best.text
 
@@ -210,9 +237,9 @@ def test_an_interrupted_automatic_run_keeps_every_finished_step(tmp_path):
     assert len(state.decided_steps) == 2 and state.pending_step is None
     # the saved run has the two finished steps and resumes from there
     run_dir = RunStore(studio.runs.root).run_dir(state.run_id)
-    reopened = GPOSession.open(run_dir, studio.models.build(), take_over=True)
-    assert len(reopened.state.decided_steps) == 2
-    assert reopened.state.current_prompt == state.current_prompt
+    saved = load_run(run_dir)  # read from disk, without taking the run's lease
+    assert len(saved.decided_steps) == 2
+    assert saved.current_prompt == state.current_prompt
     at = app_for(studio, "pages/optimize.py")
     assert _metrics(at)["Steps done"] == "2 / 4"
     click(at, "next_step")
@@ -256,7 +283,7 @@ def test_a_rejected_candidate_stays_rejected_after_a_reload_and_accept_best_skip
     at2 = app_for(again, "pages/optimize.py")
     states = dict(zip(_frame(at2, "edit distance")["candidate"], _frame(at2, "edit distance")["state"]))
     assert states[best.id] == "rejected"
-    click(at2, "accept_best")
+    _accept(at2, "accept_best")
     decided = again.runs.session.state.steps[-1]
     assert decided.decision is not None and decided.decision.candidate_id != best.id
 

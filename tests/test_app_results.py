@@ -26,9 +26,11 @@ def test_results_show_curves_trajectory_and_final_prompt(tmp_path):
     at = app_for(studio, "pages/results.py")
     no_exception(at)
     charts = at.get("plotly_chart")
-    assert len(charts) == 2
+    assert len(charts) == 3  # accuracy, budget, dev-test gap
     acc = chart_traces(charts[0])
-    assert list(acc) == ["candidates (dev)", "chosen prompt (dev)", "best so far (dev)", "chosen prompt (test)"]
+    assert list(acc) == ["chosen prompt (dev): 95% interval (upper)", "chosen prompt (dev): 95% interval",
+                         "chosen prompt (test): 95% interval (upper)", "chosen prompt (test): 95% interval",
+                         "candidates (dev)", "chosen prompt (dev)", "best so far (dev)", "chosen prompt (test)"]
     state = studio.runs.session.state
     chosen = [state.initial["dev_accuracy"]] + [_chosen(s).dev_accuracy
                                                 for s in state.decided_steps]

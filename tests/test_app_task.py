@@ -127,3 +127,49 @@ def test_the_same_column_for_input_and_target_is_refused_by_name(tmp_path):
     errors = texts(at.error)
     assert errors == ["setting 'Target column': the input and target columns are both 'question'; "
                       "choose two different columns"], errors
+
+
+def test_a_refused_upload_clears_the_previous_files_preview(tmp_path):
+    """Issue 15, item 9: a file over the 20 MB limit was refused, but "Load" then loaded the
+    previous file's preview. Now the refusal names the file and the limit, no mapping or
+    Load button is offered, and nothing of the previous upload stays loadable."""
+    studio = make_studio(tmp_path)
+    at = app_for(studio, "pages/task.py")
+    at.radio(key="task_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value(("arith.csv", arithmetic_csv(20), "text/csv")).run()
+    assert studio.tasks.upload is not None and any(b.label == "Load this file as the task" for b in at.button)
+    big = b"question,answer\n" + b"What is 1 + 1?,2\n" * 1_300_000  # 22.1 MB
+    at.file_uploader[0].set_value(("big.csv", big, "text/csv")).run()
+    no_exception(at)
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("big.csv, line -, field -: file is 22.1 MB"), errors
+    assert "the limit is 20,971,520 bytes per file" in errors[0]
+    assert studio.tasks.upload is None
+    assert not any(b.label == "Load this file as the task" for b in at.button)
+    assert not [s for s in at.selectbox if str(s.key).startswith("map_")]
+    assert studio.tasks.task is None  # nothing was loaded
+
+
+def test_an_emptied_uploader_forgets_the_previous_upload(tmp_path):
+    studio = make_studio(tmp_path)
+    at = app_for(studio, "pages/task.py")
+    at.radio(key="task_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value(("arith.csv", arithmetic_csv(20), "text/csv")).run()
+    assert studio.tasks.upload is not None
+    at.file_uploader[0].set_value(None).run()  # removed, or refused by the uploader in the browser
+    no_exception(at)
+    assert studio.tasks.upload is None
+
+
+def test_streamlit_lets_a_too_large_file_reach_the_app_which_refuses_it():
+    """A file Streamlit's uploader refuses in the browser never reaches the app, and the
+    previous file stays selected: the server's upload limit must exceed the engine's 20 MB,
+    so the engine is the one that refuses (and clears the previous preview)."""
+    import tomllib
+
+    from gpo_core.tasks.decoding import DEFAULT_MAX_BYTES
+
+    from app_support import ROOT
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 1024 * 1024 >= 5 * DEFAULT_MAX_BYTES

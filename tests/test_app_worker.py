@@ -223,3 +223,64 @@ def test_a_job_reports_progress_log_result_and_errors():
         registry.submit("run-c", "step", "again", until_stopped)
     assert slow.request_stop() and slow.wait(10) and slow.view().state == "stopped"
     assert not slow.request_stop()  # nothing to stop any more
+
+
+# Issue 15, item 7: after another session takes a run over, the page says exactly what is
+# saved, and no model call is spent on a step that could not be saved.
+def _calls(models) -> int:
+    return models.task.calls + models.optimizer.calls  # the demo models count their requests
+
+
+def test_after_a_take_over_the_page_says_what_is_saved_and_no_call_is_spent(tmp_path):
+    studio = started_run(arithmetic_studio(tmp_path), steps=3, candidates=2)
+    studio.actions.run_auto(1)
+    run_id = open_run_id(studio)
+    other = Studio(runs_root=studio.runs.root, models_override=demo_models(), jobs=JobRegistry())  # another server
+    other.runs.open(run_id, take_over=True)
+    spent = _calls(studio.models.override)
+    at = app_for(studio, "pages/optimize.py")
+    click(at, "next_step")
+    errors = texts(at.error)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"Running step 2 of 3 failed: run {run_id} is open in another session: an app "
+                                f"session {other.runs.owner[:15]}…, which last saved it "), errors
+    assert errors[0].endswith("ago; open it anyway to take it over. Nothing was sent to a model. Step 1 is saved.")
+    assert "Every finished step is kept" not in errors[0]
+    assert _calls(studio.models.override) == spent  # the lease was checked before any call
+    assert all(not e.error for e in at.expander)  # on the page, not inside a box
+
+
+def test_a_take_over_during_a_step_says_that_step_was_not_saved(tmp_path):
+    studio = _slow_studio(tmp_path, steps=3, latency_s=0.3)
+    studio.actions.run_auto(1)
+    run_id = open_run_id(studio)
+    at = app_for(studio, "pages/optimize.py")
+    at.button(key="next_step").click().run()
+    job = studio.runs.registry.get(run_id)
+    _wait_for(lambda: job.view().phase is not None)  # the step's model calls are under way
+    other = Studio(runs_root=studio.runs.root, models_override=demo_models(), jobs=JobRegistry())
+    other.runs.open(run_id, take_over=True)
+    settle(at)
+    no_exception(at)
+    errors = texts(at.error)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("Running step 2 of 3 failed: run "), errors
+    assert errors[0].endswith("Step 1 is saved; step 2 was not saved."), errors
+    assert "Every finished step is kept" not in errors[0]
+    saved = saved_copy(other)
+    assert len(saved.state.decided_steps) == 1 and saved.state.pending_step is None
+    assert not list((studio.runs.root / run_id / "records").glob("s2*"))  # nothing written into the taken run
+
+
+def test_a_disk_fault_no_layer_named_is_still_one_line_with_the_fix():
+    import errno
+
+    registry = JobRegistry()
+
+    def full(job):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/r/final_prompt.txt")
+
+    job = registry.submit("run-d", "auto", "Running 2 steps automatically…", full)
+    assert job.wait(10) and job.view().state == "failed"
+    assert job.view().error == ("/data/runs/r/final_prompt.txt: no space left on device. Free some space on "
+                                "that disk, then continue the run (Results page, or run --resume).")

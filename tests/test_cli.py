@@ -50,8 +50,8 @@ def test_help_documents_every_option(tmp_path):
 def test_two_steps_offline_on_the_embedded_model(tmp_path):
     out = tmp_path / "run"
     args = ["run", "--task", "sample_tasks/navigation", "--steps", "2", "--candidates", "2", "--dev-size", "4",
-            "--test-size", "2", "--backend", "local", "--task-max-tokens", "48", "--optimizer-max-tokens", "60",
-            "--out", str(out)]
+            "--test-size", "2", "--backend", "local", "--model-preset", "fast", "--task-max-tokens", "48",
+            "--optimizer-max-tokens", "60", "--out", str(out)]
     r = run_cli(*args, env_home=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "step 1: budget 30 words" in r.stdout and "step 2: budget 10 words" in r.stdout

@@ -183,3 +183,56 @@ def test_every_settings_flag_is_a_cli_flag(capsys):
             for role in ("task", "optimizer"):
                 if flag:
                     assert flag.format(role=role) in flags, (cls.__name__, f.name)
+
+
+# Issue 15, item 7: --resume never silently takes over a run a live session holds.
+def _app_holds(tmp_path: Path, owner: str = "studio-" + "a" * 32):
+    """A live app session (this process) that opened the run and holds its lease."""
+    from gpo_core.models.demo import demo_models
+    from gpo_core.optimizer.session import GPOSession
+
+    return GPOSession.open(tmp_path / "run", demo_models(), owner=owner, take_over=True)
+
+
+def test_resume_refuses_a_run_a_live_app_session_holds_unless_take_over(fake_server, env, capsys):
+    tmp_path = env
+    _made(fake_server, tmp_path, capsys)
+    app = _app_holds(tmp_path)
+    before = (tmp_path / "run" / "run.json").read_bytes()
+    served = fake_server.chat_requests
+    code, out, err = _cli(_resume(tmp_path, "--steps", "2"), capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (f"error: {tmp_path / 'run'} is open in another session: an app session studio-aaaaaaaa…, "
+                   "which last saved it 0 s ago; pass --take-over to take it over (that session then stops saving "
+                   "it)\n")
+    assert (tmp_path / "run" / "run.json").read_bytes() == before and fake_server.chat_requests == served
+    code, out, err = _cli(_resume(tmp_path, "--steps", "2", "--take-over"), capsys)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("--take-over: took run ") and \
+        "over from an app session studio-aaaaaaaa…, which last saved it 0 s ago" in out.splitlines()[0]
+    assert len(_saved(tmp_path)["steps"]) == 2
+    # the app session that lost the run can no longer save it
+    from gpo_core.runs.repository import RunInUseError
+
+    with pytest.raises(RunInUseError, match="open in another session"):
+        app.undo()
+
+
+def test_a_lease_whose_process_is_gone_needs_no_take_over(fake_server, env, capsys):
+    import json as _json
+    import subprocess
+    import sys
+
+    tmp_path = env
+    _made(fake_server, tmp_path, capsys)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    lease = tmp_path / "run" / "lease.json"
+    import socket
+    import time
+
+    lease.write_text(_json.dumps({"owner": "studio-" + "c" * 32, "at": time.time(), "pid": dead_pid,
+                                  "host": socket.gethostname()}))  # an app server that was killed
+    code, out, err = _cli(_resume(tmp_path, "--steps", "2"), capsys)
+    assert code == 0, err
+    assert "--take-over" not in out

@@ -67,7 +67,7 @@ def _results(run_dir: Path) -> dict:
                       "chosen": chosen["text"], "chosen_dev": chosen["dev_accuracy"],
                       "chosen_test": s["chosen_test_accuracy"]})
     return {"initial": (data["initial"]["prompt"], data["initial"]["dev_accuracy"], data["initial"]["test_accuracy"]),
-            "splits": data["splits"], "steps": steps,
+            "splits": json.loads((run_dir / "data.json").read_text(encoding="utf-8")), "steps": steps,
             "final": (run_dir / "final_prompt.txt").read_text(encoding="utf-8")}
 
 

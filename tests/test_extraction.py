@@ -42,3 +42,30 @@ def test_echoed_scaffolding_is_not_a_candidate():
     ext = extract_candidates("A:\nCorrect answer: Yes\nQ: Is 4 even?\nThink about parity first.")
     assert ext.candidates == ["Think about parity first."]
     assert extract_candidates("Correct answer: No").candidates == []
+
+
+# Issue 15: a reply with 100 tagged spans gives at most the candidates a step allows ---------
+MANY = "\n".join(f"<INS>Answer the question with care, way {i}.</INS>" for i in range(100))
+
+
+@pytest.mark.parametrize("layout", ["short", "opro", "gpo"])
+def test_a_reply_with_100_tagged_spans_gives_at_most_the_limit(layout):
+    from gpo_core.optimizer.extraction import extract_for_layout
+
+    reply = MANY if layout != "gpo" else MANY.replace("<INS>", "<START>").replace("</INS>", "<END>")
+    ext = extract_for_layout(reply, layout, limit=2)
+    assert 1 <= len(ext.candidates) <= 2
+    if layout != "gpo":   # the graceful rules keep every span: the limit drops the rest, out loud
+        assert ext.candidates == ["Answer the question with care, way 0.", "Answer the question with care, way 1."]
+        assert ext.dropped == 98 and "98 more candidate(s) in the reply dropped: at most 2 a step" in ext.reason
+    else:                 # the GPO layout keeps the first span, as the reference code
+        assert ext.candidates == ["Answer the question with care, way 0."] and "99 more tagged span(s)" in ext.reason
+
+
+def test_cap_candidates_takes_one_per_reply_first():
+    from gpo_core.optimizer.proposer import cap_candidates
+
+    found = [["a1", "a2", "a3"], [], ["c1", "c2"], ["d1"]]
+    assert cap_candidates(found, 2) == [["a1"], [], ["c1"], []]
+    assert cap_candidates(found, 4) == [["a1", "a2"], [], ["c1"], ["d1"]]
+    assert cap_candidates(found, 10) == found

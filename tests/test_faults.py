@@ -43,7 +43,8 @@ TIMEOUT_S = 1.0
 HANG_S = 1.6  # a hang outlasts the client timeout
 MAX_TOTAL_S = 8.0
 #: Fault kinds after which the client sends the request again.
-RETRIED_KINDS = {"429_retry_after", "429", "500", "503", "reset", "hang", "malformed", "empty_choices"}
+RETRIED_KINDS = {"429_retry_after", "429", "500", "503", "reset", "hang", "malformed", "empty_choices",
+                 "empty", "null_content", "blank", "list_content"}  # issue 15: a 200 without text is no answer
 COLOURS = ("red", "green", "blue", "yellow")
 
 
@@ -73,11 +74,16 @@ def server_models(server: FakeOpenAIServer, **kw) -> Models:
                   HashingEmbedder())
 
 
+#: What optimizer sample 1 of every step answers: text, but no usable instruction.
+UNUSABLE = "OK."
+
+
 def empty_second_sample(body: dict) -> str:
-    """Default replies, except that optimizer sample 1 of every step answers with no text."""
+    """Default replies, except that optimizer sample 1 of every step answers with no usable
+    instruction (an empty reply would be a failed call, retried: see test_hostile_endpoints)."""
     text = "\n".join(m.get("content") or "" for m in body.get("messages", []))
     if PLACEHOLDER in text and body.get("seed") == 1:
-        return ""
+        return UNUSABLE
     return default_responder(body)
 
 
@@ -168,8 +174,8 @@ def test_a_run_with_30_percent_faults_finishes_and_loses_nothing(make_fake_serve
     # step goes on with the other samples.
     calls = [call for s in saved.steps for call in s.optimizer_calls]
     assert all(call.reason for call in calls if not call.candidate_ids)
-    empty = [call for call in calls if call.reply == "" and call.error is None]
-    assert empty and all(not call.candidate_ids and call.reason == "empty reply" for call in empty)
+    empty = [call for call in calls if call.reply == UNUSABLE and call.error is None]
+    assert empty and all(not call.candidate_ids and call.reason.startswith("no usable instruction") for call in empty)
     for s in saved.steps:
         assert len(s.optimizer_calls) == cfg.optimizer.candidates
         assert s.decision.kind in ("auto", "no_candidate")

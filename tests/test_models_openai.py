@@ -185,13 +185,39 @@ def test_empty_choices_is_an_error_after_retries(make_fake_server):
     assert c.attempts == 2
 
 
-@pytest.mark.parametrize("kind", ["empty", "null_content"])
-def test_empty_content_is_empty_text_not_an_error(make_fake_server, kind):
-    server = make_fake_server(faults=FaultPlan(schedule={1: kind}))
-    model = make_model(server)
+@pytest.mark.parametrize("kind,what", [("empty", "content is empty"), ("null_content", "content is null"),
+                                       ("blank", "content is blank"), ("list_content", "content is list, not text")])
+def test_a_reply_without_text_is_a_failed_call_after_retries(make_fake_server, kind, what):
+    # issue 15: an HTTP 200 with no usable text is no answer: never scored, never cached
+    server = make_fake_server(faults=FaultPlan(rate=1.0, kinds=(kind,)))
+    model = make_model(server, max_attempts=3)
     c = model.complete(ChatRequest.user("Hi"))
-    assert c.ok and c.text == ""
-    assert c.attempts == 1
+    assert not c.ok and what in c.error and c.retryable and c.text == ""
+    assert c.attempts == 3 and server.chat_requests == 3
+    assert "gave up after 3 attempts" in c.error
+
+
+@pytest.mark.parametrize("kind", ["empty", "null_content", "blank", "list_content"])
+def test_a_reply_without_text_once_is_retried_and_answered(make_fake_server, kind):
+    server = make_fake_server(faults=FaultPlan(schedule={1: kind}))
+    c = make_model(server).complete(ChatRequest.user("Hi"))
+    assert c.ok and c.text in ("Yes", "No") and c.attempts == 2
+
+
+def test_usage_that_is_not_a_number_is_ignored_with_a_warning(make_fake_server):
+    server = make_fake_server(faults=FaultPlan(rate=1.0, kinds=("bad_usage",)))
+    c = make_model(server).complete(ChatRequest.user("Hi"))
+    assert c.ok and c.text in ("Yes", "No") and c.attempts == 1
+    assert (c.prompt_tokens, c.completion_tokens) == (0, 0)
+    assert any("usage field 'prompt_tokens' is not a number ('lots')" in w for w in c.warnings), c.warnings
+    assert any("'completion_tokens'" in w for w in c.warnings)
+
+
+def test_a_huge_reply_is_cut_to_size_with_a_warning(make_fake_server):
+    server = make_fake_server(faults=FaultPlan(rate=1.0, kinds=("long",)))
+    c = make_model(server).complete(ChatRequest.user("Write. <Prompt>", max_tokens=400))
+    assert c.ok and len(c.text) == 16 * 400   # 40,000 words sent; 16 characters a token kept
+    assert any("cut to 6,400" in w for w in c.warnings), c.warnings
 
 
 def test_insufficient_quota_is_not_retried():

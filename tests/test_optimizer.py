@@ -129,7 +129,7 @@ def test_run_auto_saves_every_step_and_reopens(tmp_path):
     s.run_auto(on_step=seen.append)
     assert len(seen) == 4 and s.finished
     saved = json.loads((tmp_path / "run.json").read_text())
-    assert saved["schema_version"] == 2 and len(saved["steps"]) == 4
+    assert saved["schema_version"] == 3 and len(saved["steps"]) == 4
     for st in saved["steps"]:
         assert st["budget"] and st["meta_prompt"] and st["retrieved"] and st["decision"]
         assert all("edit_distance" in c and "dev_accuracy" in c for c in st["candidates"])

@@ -5,16 +5,25 @@ Scripted run (engine_fakes): the starting prompt scores 3/8 on dev (always "yes"
 instruction with "carefully" scores 8/8, fixing the 5 odd numbers and breaking none, so its
 exact McNemar p is 2 / 2**5 = 0.0625."""
 
+import json
 from typing import Any
 
 import pytest
+from demo_cli import SMALL, run_demo_cli, sums_csv
 
 from gpo_core.errors import ConfigError
 from gpo_core.optimizer.choices import CHOICES
 from gpo_core.optimizer.direction import TrajectoryEntry
-from gpo_core.optimizer.policies import POLICIES, explain_keep, get_policy
+from gpo_core.optimizer.policies import (
+    POLICIES,
+    early_stop_reason,
+    explain_keep,
+    get_policy,
+    significant_gain,
+    steps_without_gain,
+)
 from gpo_core.optimizer.session import GPOSession
-from gpo_core.runs.records import CandidateRecord, RunState, RunTask, StepRecord
+from gpo_core.runs.records import CandidateRecord, Decision, RunState, RunTask, StepRecord
 from gpo_core.settings import OptimizerSettings, RunSettings
 
 from engine_fakes import fake_models, parity_splits, parity_task, run_settings
@@ -167,3 +176,98 @@ def test_duplicates_in_the_step_and_of_the_start_prompt_carry_their_comparison(t
     assert {(c.dev_correct, c.fixed, c.broken, c.p_value) for c in twins} == {(3, 0, 0, 1.0)}
     start = next(c for c in step.candidates if c.text == "Let's think step by step.")
     assert (start.duplicate_of, start.dev_correct, start.dev_answered, start.p_value) == ("initial", 3, 8, 1.0)
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+
+def test_early_stopping_stops_after_patience_steps_without_a_significant_gain(tmp_path):
+    # step 1 takes CAREFUL (5 fixed, 0 broken, p = 0.0625: not significant at 0.05); step 2 the
+    # paper's best new prompt, 3/8 (breaks 5): no gain twice -> stop with 2 of the 4 steps run
+    s = new_session(tmp_path, policy="paper", patience=2)
+    done = s.run_auto()
+    assert [st.step for st in done] == [1, 2] and len(s.state.decided_steps) == 2 and not s.finished
+    reason = ("stopped early: 2 steps without a significant gain (p < 0.05): steps 1-2 kept a prompt or chose "
+              "one not significantly better than the prompt before it; 2 of 4 steps not run")
+    assert s.stop_note == reason and s.state.stopped_early["after_step"] == 2
+    assert steps_without_gain(s.state) == 2
+    models = fake_models()
+    again = GPOSession.open(tmp_path, models, take_over=True)    # recorded in run.json
+    assert again.stop_note == reason
+    assert again.run_auto() == [] and len(models.optimizer.calls) + len(models.task.calls) == 0
+    again.propose()                    # the user goes on by hand: the early stop no longer holds
+    assert again.stop_note is None and again.state.stopped_early is None
+
+
+def test_a_significant_gain_resets_the_count(tmp_path):
+    # at alpha 0.1, CAREFUL's p = 0.0625 is a significant gain: the count starts after step 1
+    s = new_session(tmp_path, policy="paper", patience=2, alpha=0.1)
+    s.propose()
+    s.decide_auto()
+    assert significant_gain(s.state.steps[-1], s.state) and steps_without_gain(s.state) == 0
+    done = s.run_auto()
+    assert [st.step for st in done] == [2, 3]
+    assert s.stop_note.startswith("stopped early: 2 steps without a significant gain (p < 0.1): steps 2-3")
+    assert "1 of 4 steps not run" in s.stop_note
+
+
+def test_patience_zero_never_stops_and_the_cli_flag_is_checked(tmp_path):
+    s = new_session(tmp_path, policy="paper", patience=0)
+    s.run_auto()
+    assert s.finished and s.stop_note is None and early_stop_reason(s.state) is None
+    assert OptimizerSettings(patience=3).validate().patience == 3
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(ConfigError) as e:
+            OptimizerSettings(patience=bad).validate("cli")  # type: ignore[arg-type]
+        assert e.value.setting == "--patience"
+
+
+def _decided(*cands: CandidateRecord, chosen: str | None, t: int = 1) -> StepRecord:
+    st = _step(*cands)
+    st.step = t
+    st.decision = Decision("auto" if chosen else "no_candidate", chosen)
+    return st
+
+
+def test_significant_gain_on_scripted_scores():
+    state = _state(0.5, alpha=0.05, policy="paper")
+    gain = _cand("g", 0.8, 0.03, fixed=6, broken=0)
+    lucky = _cand("l", 0.8, 0.20, fixed=3, broken=1)
+    worse = _cand("w", 0.2, 0.01, fixed=0, broken=6)      # significant, but the wrong way
+    unpaired = _cand("u", 0.9, None)
+    assert significant_gain(_decided(gain, chosen="g"), state)
+    assert not significant_gain(_decided(lucky, chosen="l"), state)
+    assert not significant_gain(_decided(worse, chosen="w"), state)
+    assert not significant_gain(_decided(unpaired, chosen="u"), state)
+    assert not significant_gain(_decided(gain, chosen=None), state)      # kept the prompt
+    state.steps = [_decided(gain, chosen="g", t=1), _decided(lucky, chosen="l", t=2), _decided(worse, chosen="w", t=3)]
+    assert steps_without_gain(state) == 2
+    state.settings = RunSettings(optimizer=OptimizerSettings(policy="paper", patience=3, steps=6))
+    assert early_stop_reason(state) is None                               # 2 < 3
+    state.settings = RunSettings(optimizer=OptimizerSettings(policy="paper", patience=2, steps=6))
+    assert early_stop_reason(state).startswith("stopped early: 2 steps without a significant gain (p < 0.05): "
+                                               "steps 2-3")
+    # "reject all" attempts do not count as steps
+    rejected = _decided(lucky, chosen=None, t=4)
+    rejected.decision = Decision("reject_all")
+    state.steps.append(rejected)
+    assert steps_without_gain(state) == 2
+
+
+def test_cli_stops_early_says_why_and_resumes_with_another_patience(tmp_path, monkeypatch, capsys):
+    out, task = tmp_path / "out", str(sums_csv(tmp_path / "sums.csv"))
+    code, lines, err = run_demo_cli(monkeypatch, capsys, tmp_path, "--task", task, "--steps", "3", *SMALL,
+                                    "--patience", "1", "--out", str(out))
+    assert code == 0, err
+    stop = [line for line in lines if line.startswith("stopped early: 1 step without a significant gain (p < 0.05)")]
+    assert len(stop) == 1 and "2 of 3 steps not run" in stop[0]
+    assert lines[-1].startswith("done: 1 of 3 steps (stopped early) in ")
+    assert json.loads((out / "run.json").read_text())["stopped_early"]["reason"] == stop[0]
+    # the same command with --resume stops again at once; --patience 0 lets it run on
+    code, lines, err = run_demo_cli(monkeypatch, capsys, tmp_path, "--task", task, "--steps", "3", *SMALL,
+                                    "--patience", "1", "--out", str(out), "--resume")
+    assert code == 0 and lines[-1].startswith("done: 1 of 3 steps (stopped early)"), err
+    code, lines, err = run_demo_cli(monkeypatch, capsys, tmp_path, "--out", str(out), "--resume", "--patience", "0")
+    assert code == 0, err
+    assert "--patience: 1 -> 0" in lines and lines[-1].startswith("done: 3 of 3 steps in ")
+    assert json.loads((out / "run.json").read_text())["stopped_early"] is None

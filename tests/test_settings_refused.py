@@ -156,7 +156,8 @@ def test_studio_refuses_bad_settings_and_keeps_the_previous_ones(tmp_path):
 def test_models_page_refuses_a_local_model_that_is_not_gguf(tmp_path):
     studio = make_studio(tmp_path)
     at = app_for(studio, "pages/models.py")
-    at.text_input(key="task_model_local").set_value("tiny-model.bin").run()
+    at.selectbox(key="task_embedded").set_value("A .gguf file on this computer").run()
+    at.text_input(key="task_gguf_path").set_value("tiny-model.bin").run()
     no_exception(at)
     errors = texts(at.error)
     assert len(errors) == 1 and "Task model · Model" in errors[0] and ".gguf" in errors[0], errors

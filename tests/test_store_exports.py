@@ -38,7 +38,7 @@ def test_json_export_drops_key_like_fields(tmp_path):
 def test_save_is_atomic_and_schema_versioned(tmp_path):
     finished_session(tmp_path / "r3")
     path = tmp_path / "r3" / "run.json"
-    assert json.loads(path.read_text())["schema_version"] == 2
+    assert json.loads(path.read_text())["schema_version"] == 3
     assert not [p for p in (tmp_path / "r3").iterdir() if p.name.endswith(".tmp")]
     assert load_run(tmp_path / "r3").steps[1].decision.kind == "auto"
 

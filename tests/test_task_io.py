@@ -327,7 +327,7 @@ def test_sample_tasks_are_listed_and_load():
         assert description == meta["description"] != ""
         assert task.answer_type == meta["answer_type"] == infer_answer_type([e.target for e in task.examples])
         assert task.instruction_position == "Q_end"
-        assert task.initial_instruction == "Let's think step by step."
+        assert task.initial_instruction == meta["initial_instruction"] != ""
         assert "generate.py" in meta["source"]
         assert 150 <= len(task.examples) <= 200
         assert max(len(e.input.split()) for e in task.examples) < 60

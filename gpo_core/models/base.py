@@ -8,6 +8,9 @@ SQLite cache wrapping either) and :mod:`gpo_testkit.scripted` (scripted fake for
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -19,13 +22,17 @@ class ChatRequest:
     messages: tuple of ``(role, content)`` pairs, role in {"system", "user", "assistant"}.
     temperature: sampling temperature (>= 0). max_tokens: completion cap in tokens.
     sample_index: which of N samples of the same request this is; part of the cache key so
-    the N candidates of one step differ while a repeated run hits the cache.
+    the N candidates of one step differ while a repeated run hits the cache. grammar: an
+    optional GBNF grammar the reply must match; embedded llama.cpp models apply it, remote
+    models never get one (the optimizer sets it only for embedded optimizer models); part of
+    the cache key when set.
     """
 
     messages: tuple[tuple[str, str], ...]
     temperature: float = 0.0
     max_tokens: int = 256
     sample_index: int = 0
+    grammar: str | None = None
 
     @staticmethod
     def user(text: str, **kwargs) -> ChatRequest:
@@ -57,6 +64,7 @@ class Completion:
     cached: bool = False
     model: str | None = None
     retryable: bool = True
+    warnings: tuple[str, ...] = ()
 
     @property
     def retries(self) -> int:
@@ -68,6 +76,27 @@ class Completion:
         return self.error is None
 
 
+def is_valid_answer(c: Completion) -> bool:
+    """A completion that answered: no error and a non-blank text. Only these are cached
+    (:mod:`gpo_core.models.cache`); an HTTP 200 whose content is null, a list, empty or not
+    text is a failed call (:mod:`gpo_core.models.openai_replies`), never an answer."""
+    return c.error is None and isinstance(c.text, str) and bool(c.text.strip())
+
+
+def with_warning(c: Completion, warning: str) -> Completion:
+    """A copy of ``c`` with ``warning`` added to its :attr:`Completion.warnings`."""
+    return dataclasses.replace(c, warnings=(*c.warnings, warning))
+
+
+def summarize_warnings(completions: Iterable[Completion]) -> list[str]:
+    """The distinct warnings of ``completions``, each once, in first-seen order, prefixed with
+    how many calls had it when more than one ("8 calls: response cache write failed ...")."""
+    counts: Counter[str] = Counter()
+    for c in completions:
+        counts.update(c.warnings)
+    return [w if n == 1 else f"{n} calls: {w}" for w, n in counts.items()]
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """Anything that answers chat requests.
@@ -77,6 +106,12 @@ class ChatModel(Protocol):
     implementation can usefully run at once (1 for the embedded model).
     ``complete`` must be thread-safe and must return a :class:`Completion` with ``error``
     set rather than raise on a failing call.
+
+    Optional: ``credential_digest(salt: bytes) -> str | None``: a keyed hash (HMAC with
+    ``salt``) of the credential the model calls with (API key, secrets in its base URL), or
+    None for a model without one. The response cache scopes its entries by it
+    (:class:`~gpo_core.models.cache.CachedChatModel`), so one key's answers are never served
+    to another key; the credential itself never leaves the model.
     """
 
     name: str

@@ -127,8 +127,26 @@ def demo_models(latency_s: float | None = None) -> Models:
                   HashingEmbedder())
 
 
+#: What the "worse" demo optimizer proposes first in every step: no keyword, so the demo
+#: task model answers fewer questions right with it than with the starting prompt.
+DEMO_WORSE_INSTRUCTION = "Reply with a quick guess."
+
+
+def _demo_worse_optimizer_reply(request: ChatRequest) -> str:
+    """As :func:`_demo_optimizer_reply`, except that sample 0 of every step proposes
+    :data:`DEMO_WORSE_INSTRUCTION`: a scripted worse candidate (issue 11's browser test of
+    the accept-anyway question)."""
+    if request.sample_index != 0:
+        return _demo_optimizer_reply(request)
+    text = "\n".join(c for _, c in request.messages)
+    tags = ("<START>", "<END>") if "<START>" in text else ("<INS>", "</INS>")
+    return f"{tags[0]}{DEMO_WORSE_INSTRUCTION}{tags[1]}"
+
+
 #: The demo models by name (the ``model`` of a ``demo`` backend's settings).
-DEMO_MODELS = {"scripted-task": _demo_task_reply, "scripted-optimizer": _demo_optimizer_reply}
+#: "scripted-optimizer-worse": the optimizer with a worse first candidate in every step.
+DEMO_MODELS = {"scripted-task": _demo_task_reply, "scripted-optimizer": _demo_optimizer_reply,
+               "scripted-optimizer-worse": _demo_worse_optimizer_reply}
 
 
 def demo_chat_model(name: str, latency_s: float | None = None) -> DemoChatModel:

@@ -6,12 +6,18 @@ counted in :attr:`Completion.attempts`.
 
 Retried: timeouts, connection errors, HTTP 408/409/429 (honouring ``retry-after-ms`` /
 ``Retry-After``, capped by ``max_retry_wait_s``), HTTP 5xx, and malformed replies (body not
-JSON, no ``choices``). Not retried: HTTP 400/401/403/404/422 and 429 ``insufficient_quota``;
-they give ``Completion(error=...)`` at once. Empty or null content is not an error: it gives
-``text=""``.
+JSON, no ``choices``) and HTTP 200 replies without an answer (content null, empty, blank,
+a list or another non-text value): those are failed calls, never answers, so nothing can
+cache or score them. Not retried: HTTP 400/401/403/404/422 and 429 ``insufficient_quota``;
+they give ``Completion(error=...)`` at once. A usage field that is not a number is ignored
+with a warning (:attr:`Completion.warnings`), and a reply far longer than ``max_tokens``
+allows is cut to :data:`CHARS_PER_TOKEN` characters a token, with a warning.
 
 The API key lives only inside the ``openai.OpenAI`` client object: it is never kept in
-another attribute, shown by ``repr``, or put in an error message.
+another attribute, shown by ``repr``, or put in an error message. Credentials inside the
+base URL (``user:pass@``, ``?api-key=``) reach only the client too: :attr:`base_url`, every
+message and ``repr`` show the URL redacted (:func:`gpo_core.models.redact.redact_url`).
+The response cache scopes its entries by :meth:`OpenAIChatModel.credential_digest`.
 
 Reading the SDK's replies and errors (which failures are retried, ``Retry-After``, the
 server's message) lives in :mod:`gpo_core.models.openai_replies`.
@@ -19,11 +25,14 @@ server's message) lives in :mod:`gpo_core.models.openai_replies`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import random
 import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception
@@ -31,6 +40,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 from gpo_core.errors import ConfigError
 from gpo_core.models.base import ChatModel, ChatRequest, Completion
 from gpo_core.models.openai_replies import (
+    EmptyReplyError,
     MalformedReplyError,
     error_code,
     http_library,
@@ -39,6 +49,7 @@ from gpo_core.models.openai_replies import (
     server_message,
 )
 from gpo_core.models.openai_replies import is_retryable as _is_retryable  # tests import it from here
+from gpo_core.models.redact import needs_credentials_again, redact_url, scrub_url_secrets, url_secrets
 
 __all__ = ["OpenAIChatModel", "check_connection", "retry_after_seconds", "http_library", "NO_KEY_PLACEHOLDER"]
 
@@ -46,6 +57,10 @@ __all__ = ["OpenAIChatModel", "check_connection", "retry_after_seconds", "http_l
 NO_KEY_PLACEHOLDER = "not-needed"
 
 _MAX_MESSAGE_CHARS = 200
+#: A reply longer than this many characters per requested token (and at least
+#: :data:`MIN_REPLY_CHARS`) is cut: a server cannot make one call hold megabytes.
+CHARS_PER_TOKEN = 16
+MIN_REPLY_CHARS = 4096
 
 
 class OpenAIChatModel:
@@ -86,6 +101,9 @@ class OpenAIChatModel:
         if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
             raise ConfigError("max_tokens_param",
                               f"must be 'max_tokens' or 'max_completion_tokens', got {max_tokens_param!r}")
+        if needs_credentials_again(base_url):
+            raise ConfigError("base_url", f"{base_url} lost its credentials, which are never saved: give the "
+                                          "base URL with its credentials again")
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if key is None:
             if base_url is None and not os.environ.get("OPENAI_BASE_URL"):
@@ -106,11 +124,28 @@ class OpenAIChatModel:
             limits=http_library().Limits(max_connections=self.max_concurrency + 4,
                                 max_keepalive_connections=self.max_concurrency + 4),
         )
+        # query parameters of the base URL (an api-key or api-version a proxy wants) travel
+        # with every request: the SDK would glue them into the path
+        base_url, query = split_query(base_url)
         self._client = openai.OpenAI(api_key=key, base_url=base_url, timeout=self.timeout_s,
-                                     max_retries=0, http_client=http_client)
+                                     max_retries=0, http_client=http_client, default_query=query or None)
+        self._url_secrets = url_secrets(_with_query(base_url, query) or os.environ.get("OPENAI_BASE_URL"))
+        self._query = query
         del key, api_key
         self._create = self._client.chat.completions.create
-        self.base_url = str(self._client.base_url).rstrip("/")
+        #: The endpoint as shown and written: credentials redacted.
+        self.base_url = redact_url(_with_query(str(self._client.base_url).rstrip("/"), query)) or ""
+
+    def credential_digest(self, salt: bytes) -> str | None:
+        """HMAC-SHA256 (hex, 32 digits) keyed by ``salt`` of the credential this model calls
+        with: its API key (not the keyless placeholder) and the secrets of its base URL. None
+        when it has neither (a keyless server: a shared cache scope). The response cache
+        scopes its entries by it; the key itself never leaves the client."""
+        key = self._client.api_key
+        parts = [p for p in ([key] if key and key != NO_KEY_PLACEHOLDER else []) + self._url_secrets if p]
+        if not parts:
+            return None
+        return hmac.new(salt, "\n".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
     # ------------------------------------------------------------------ protocol
 
@@ -127,20 +162,22 @@ class OpenAIChatModel:
             kwargs["seed"] = request.sample_index
         attempts = 0
         create = self._create
+        max_chars = max(MIN_REPLY_CHARS, CHARS_PER_TOKEN * int(request.max_tokens))
         try:
             for attempt in Retrying(stop=self._stop, wait=self._wait, retry=retry_if_exception(_is_retryable),
                                     reraise=True):
                 with attempt:
                     attempts += 1
-                    text, pt, ct, reported = read_reply(create(**kwargs))
+                    reply = read_reply(create(**kwargs), max_chars)
         except Exception as exc:  # noqa: BLE001 - a per-call failure becomes Completion.error
             reason = self._describe(exc)
             if attempts > 1:
                 reason = f"{reason} (gave up after {attempts} attempts)"
             return Completion(text="", attempts=attempts, error=reason, latency_s=time.perf_counter() - t0,
                               retryable=_is_retryable(exc))
-        return Completion(text=text, prompt_tokens=pt, completion_tokens=ct, attempts=attempts,
-                          latency_s=time.perf_counter() - t0, model=reported)
+        return Completion(text=reply.text, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                          attempts=attempts, latency_s=time.perf_counter() - t0, model=reply.model,
+                          warnings=tuple(self._scrub(w) for w in reply.warnings))
 
     # ------------------------------------------------------------------ retry policy
 
@@ -170,6 +207,11 @@ class OpenAIChatModel:
         key = self._client.api_key
         if key and len(key) >= 8 and key in text:
             text = text.replace(key, "***")
+        if self._url_secrets:
+            full = str(self._client.base_url)
+            text = scrub_url_secrets(text.replace(full.rstrip("/"), self.base_url), full)
+            for secret in self._url_secrets:
+                text = text.replace(secret, "***")
         text = " ".join(text.split())
         return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
 
@@ -200,6 +242,8 @@ class OpenAIChatModel:
             if code >= 500:
                 return f"server error (HTTP {code}) at {self.base_url}: {server_msg}"
             return f"bad request (HTTP {code}) for model '{self.model}': {server_msg}"
+        if isinstance(exc, EmptyReplyError):
+            return f"{self._scrub(str(exc))} from {self.base_url} (HTTP 200 without an answer)"
         if isinstance(exc, (MalformedReplyError, json.JSONDecodeError, openai.APIResponseValidationError)):
             return f"malformed reply from {self.base_url}: {self._scrub(str(exc))}"
         return f"unexpected error calling {self.base_url}: {self._scrub(type(exc).__name__ + ': ' + str(exc))}"
@@ -235,6 +279,19 @@ class OpenAIChatModel:
 
     def __getstate__(self) -> Any:
         raise TypeError("OpenAIChatModel cannot be pickled (it holds a live client and key)")
+
+
+def split_query(url: str | None) -> tuple[str | None, dict[str, str]]:
+    """``url`` without its query string, and the query's parameters (``{}`` when none)."""
+    if not url or "?" not in url:
+        return url, {}
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", parts.fragment)), dict(
+        parse_qsl(parts.query, keep_blank_values=True))
+
+
+def _with_query(url: str | None, query: dict[str, str]) -> str | None:
+    return f"{url}?{urlencode(query)}" if url and query else url
 
 
 def check_connection(model: ChatModel, timeout_s: float = 10.0) -> tuple[bool, str, float]:

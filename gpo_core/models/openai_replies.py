@@ -4,7 +4,8 @@ the server's ``Retry-After`` wait, its error message and code, and the HTTP libr
 the SDK. Used by :class:`gpo_core.models.openai_chat.OpenAIChatModel`.
 
 Retried: timeouts, connection errors, HTTP 408/409/429 (not 429 ``insufficient_quota``),
-HTTP 5xx, and malformed replies (body not JSON, no ``choices``).
+HTTP 5xx, and malformed replies (body not JSON, no ``choices``, content null, empty, blank
+or not text: an HTTP 200 without an answer is a failed call, never an answer).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import email.utils
 import importlib
 import json
+import math
 import time
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -102,24 +105,74 @@ def server_message(exc: openai.APIStatusError) -> str:
     return str(getattr(exc, "message", "") or exc)
 
 
-def read_reply(resp: Any) -> tuple[str, int, int, str | None]:
-    """``(text, prompt_tokens, completion_tokens, model)`` from a ChatCompletion, ``model``
-    being the name the server reported (``resp.model``; None when absent or not text).
-    Raises MalformedReplyError."""
+class EmptyReplyError(MalformedReplyError):
+    """The server answered HTTP 200 with no text (content "", blank or null). A failed call,
+    retried like any malformed reply; never an answer, never cached."""
+
+
+@dataclass
+class Reply:
+    """What :func:`read_reply` takes from a ChatCompletion.
+
+    text: the reply text (non-blank; at most ``max_chars`` characters). prompt_tokens /
+    completion_tokens: usage in tokens (0 when absent or not a number). model: the name the
+    server reported (None when absent or not text). warnings: harmless oddities, e.g. a usage
+    field that is not a number (ignored) or a reply cut to ``max_chars``."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _count(value: Any, name: str, warnings: list[str]) -> int:
+    """A usage count: a non-negative finite number (rounded), else 0 with a warning."""
+    if value is None:
+        return 0
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return int(round(value))
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    warnings.append(f"usage field '{name}' is not a number ({shown}): ignored, counted as 0 tokens")
+    return 0
+
+
+def read_reply(resp: Any, max_chars: int | None = None) -> Reply:
+    """The :class:`Reply` of a ChatCompletion.
+
+    Raises MalformedReplyError (a failed call, retried) when the reply has no choices or
+    another shape, or when ``choices[0].message.content`` is not text (a list of parts, a
+    number, an object); EmptyReplyError when it is null, "" or blank (the finish reason is
+    named when the server gave one). A usage field that is not a number is ignored with a
+    warning; a text longer than ``max_chars`` characters is cut to it with a warning."""
     try:
         choices = resp.choices
-        if not choices:
+        if not choices or not isinstance(choices, list):
             raise MalformedReplyError("the reply has no choices")
-        message = choices[0].message
+        choice = choices[0]
+        message = choice.message
         content = message.content if message is not None else None
-        usage = resp.usage
+        finish = getattr(choice, "finish_reason", None)
+        usage = getattr(resp, "usage", None)
     except AttributeError as exc:
         raise MalformedReplyError(f"unexpected reply shape ({type(resp).__name__})") from exc
     if content is not None and not isinstance(content, str):
         raise MalformedReplyError(f"content is {type(content).__name__}, not text")
+    if content is None or not content.strip():
+        what = "null" if content is None else "empty" if content == "" else "blank"
+        why = f", finish_reason {finish!r}" if isinstance(finish, str) and finish else ""
+        raise EmptyReplyError(f"empty reply: content is {what}{why}")
+    warnings: list[str] = []
     pt = ct = 0
     if usage is not None:
-        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        if isinstance(usage, (str, int, float, list)):
+            warnings.append(f"usage is {type(usage).__name__}, not an object: ignored, counted as 0 tokens")
+        else:
+            pt = _count(getattr(usage, "prompt_tokens", None), "prompt_tokens", warnings)
+            ct = _count(getattr(usage, "completion_tokens", None), "completion_tokens", warnings)
+    if max_chars is not None and len(content) > max_chars:
+        warnings.append(f"reply of {len(content):,} characters cut to {max_chars:,} (far beyond max_tokens)")
+        content = content[:max_chars]
     reported = getattr(resp, "model", None)
-    return content or "", pt, ct, (reported.strip() or None) if isinstance(reported, str) else None
+    return Reply(content, pt, ct, (reported.strip() or None) if isinstance(reported, str) else None, warnings)

@@ -9,7 +9,10 @@ memo: a dict by default, ``st.cache_resource`` in the app, so each is built once
 process and loaded lazily on its first call.
 
 API keys are passed in separately, never stored in settings, and only a salted hash of a
-key ever becomes part of a memo key.
+key ever becomes part of a memo key; the same holds for credentials inside a base URL
+(``user:pass@``, ``?api-key=``): the memo key holds the redacted URL and a salted hash of
+its secrets. The response cache scopes its entries by credential the same way
+(:mod:`gpo_core.models.cache`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, TypeVar
 from gpo_core.models.base import ChatModel
 from gpo_core.models.cache import CachedChatModel, ResponseCache, default_cache_path
 from gpo_core.models.embeddings import Embedder
+from gpo_core.models.redact import url_secrets
 from gpo_core.settings import BACKENDS, LOCAL_DEFAULT_MODEL, ModelSettings, RunSettings
 
 __all__ = ["BUILDERS", "Memo", "ModelProvider", "build_chat_model", "key_fingerprint", "resource_settings"]
@@ -137,7 +141,8 @@ class ModelProvider:
         settings.validate()
         ident = resource_settings(settings)
         key = None if settings.backend in ("local", "demo") else api_key
-        model = self._memo(("chat", tuple(sorted(ident.to_dict().items())), key_fingerprint(key)),
+        url_key = key_fingerprint("\n".join(url_secrets(ident.base_url)) or None)
+        model = self._memo(("chat", tuple(sorted(ident.to_dict().items())), key_fingerprint(key), url_key),
                            lambda: BUILDERS[settings.backend](ident, key, 0))
         if self.use_cache if use_cache is None else use_cache:
             model = CachedChatModel(model, self.response_cache(), namespace=ident.cache_namespace())

@@ -50,12 +50,14 @@ _ANY_TAG = re.compile(r"</?\s*(?:INS|START|END)\s*>|\[/?\s*INS\s*\]", re.IGNOREC
 @dataclass
 class Extraction:
     """Result of parsing one optimizer reply: candidates (0 or 1 normally; several if the
-    reply holds several tagged spans), method (rule used, or "none") and reason (why
-    nothing was usable, else None)."""
+    reply holds several tagged spans, at most the ``limit`` asked for), method (rule used,
+    or "none"), reason (why nothing was usable, or what was dropped, else None) and dropped
+    (usable candidates left out because of the limit)."""
 
     candidates: list[str]
     method: str
     reason: str | None = None
+    dropped: int = 0
 
 
 def clean_candidate(text: str) -> str:
@@ -77,14 +79,19 @@ def _usable(text: str) -> str | None:
     return None
 
 
-def extract_candidates(reply: str) -> Extraction:
-    """Parse an optimizer reply into candidate instructions (see module doc for the rules)."""
+def _dropped_note(n: int, limit: int) -> str:
+    return f"{n} more candidate(s) in the reply dropped: at most {limit} a step"
+
+
+def extract_candidates(reply: str, limit: int | None = None) -> Extraction:
+    """Parse an optimizer reply into candidate instructions (see module doc for the rules);
+    with ``limit``, at most that many (the first ones), the rest counted in ``dropped``."""
     if not reply or not reply.strip():
         return Extraction([], "none", "empty reply")
     last_problem = None
     for open_re, close_re in _TAG_PAIRS:
         spans = re.findall(open_re + r"(.*?)" + close_re, reply, flags=re.IGNORECASE | re.DOTALL)
-        good = []
+        good: list[str] = []
         for s in spans:
             c = clean_candidate(s)
             problem = _usable(c)
@@ -92,6 +99,9 @@ def extract_candidates(reply: str) -> Extraction:
                 good.append(c)
             last_problem = problem or last_problem
         if good:
+            if limit is not None and len(good) > limit:
+                extra = len(good) - limit
+                return Extraction(good[:limit], "tags", _dropped_note(extra, limit), extra)
             return Extraction(good, "tags")
     for open_re, _ in _TAG_PAIRS:
         m = re.search(open_re + r"(.*)", reply, flags=re.IGNORECASE | re.DOTALL)
@@ -170,10 +180,12 @@ def echo_refusal(candidate: str, *, scaffolding: Sequence[str] = (), exemplars: 
 
 
 def extract_for_layout(reply: str, layout: str, *, scaffolding: Sequence[str] = (),
-                       exemplars: Sequence[str] = ()) -> Extraction:
+                       exemplars: Sequence[str] = (), limit: int | None = None) -> Extraction:
     """Extract the candidate(s) of one optimizer reply as the meta-prompt's ``layout``
     asked (see the module docstring), then refuse echoes (:func:`echo_refusal`).
 
+    limit: at most this many candidates from the reply (a step keeps at most N, the
+    ``--candidates`` setting); the others are counted in ``dropped`` and named in ``reason``.
     Returns an :class:`Extraction`: ``method`` is the rule used ("tags", "whole_reply" or a
     graceful rule; "refused" when every candidate was refused, "none" when nothing was
     found) and ``reason`` says why nothing is usable or what was dropped."""
@@ -208,8 +220,17 @@ def extract_for_layout(reply: str, layout: str, *, scaffolding: Sequence[str] = 
         why = echo_refusal(c, scaffolding=scaffolding, exemplars=exemplars)
         if why is None:
             kept.append(c)
-        else:
+        elif len(refusals) < 3:
             refusals.append(f"refused {c[:60]!r}: {why}")
+        else:
+            refusals.append("refused")
+    if len(refusals) > 3:  # one line per refusal for the first three, then a count
+        refusals = refusals[:3] + [f"{len(refusals) - 3} more refused"]
+    dropped = 0
+    if limit is not None and len(kept) > limit:
+        dropped = len(kept) - limit
+        kept = kept[:limit]
+        notes.append(_dropped_note(dropped, limit))
     if not kept:
         return Extraction([], "refused", "; ".join(refusals + notes))
-    return Extraction(kept, method, "; ".join(refusals + notes) or None)
+    return Extraction(kept, method, "; ".join(refusals + notes) or None, dropped)

@@ -3,7 +3,8 @@
 A policy is the seam between proposing candidates and moving the run: auto-run, "Accept
 best" and the CLI all ask the run's policy (``OptimizerSettings.policy``), so every
 decision path honours the same rules. Candidates that can never be chosen, by any policy:
-rejected by the user (or whose text the user rejected), not scored on dev, still missing
+rejected by the user (or whose text the user rejected), dropped unscored as flagged
+(:mod:`gpo_core.optimizer.leaks`, ``drop_flagged``), not scored on dev, still missing
 answers after the step's retries (``incomplete``), or chosen before; see :func:`eligible`.
 
 Registered by name in :data:`POLICIES`:
@@ -22,6 +23,11 @@ Registered by name in :data:`POLICIES`:
 
 A policy may have an ``explain(step, state)`` method: why it kept the prompt although some
 candidate was eligible (the step's "no_candidate" note); :func:`explain_keep` asks it.
+
+Early stopping (ours, ``OptimizerSettings.patience``): automatic runs stop once the last
+``patience`` decided steps brought no significant gain (:func:`significant_gain`: the step
+chose a prompt that fixed more dev examples than it broke against the prompt before it, with
+exact McNemar p < alpha); :func:`early_stop_reason` says so in one line.
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ from typing import Protocol
 from gpo_core.runs.records import CandidateRecord, RunState, StepRecord
 
 __all__ = ["BetterPolicy", "DecisionPolicy", "POLICIES", "PaperPolicy", "SignificantPolicy", "current_accuracy",
-           "eligible", "explain_keep", "explain_none", "get_policy", "ineligible_reason", "norm_text",
-           "rejected_texts", "why_not"]
+           "early_stop_reason", "eligible", "explain_keep", "explain_none", "get_policy", "ineligible_reason",
+           "norm_text", "rejected_texts", "significant_gain", "steps_without_gain", "why_not"]
 
 
 def norm_text(text: str) -> str:
@@ -57,6 +63,10 @@ def why_not(c: CandidateRecord, chosen: set[str], refused: set[str]) -> str | No
     ``refused``: normalized texts chosen before / rejected by the user in the run."""
     if c.rejected or norm_text(c.text) in refused:
         return "rejected by the user"
+    if c.status == "flagged":
+        return "dropped unscored: " + ("; ".join(c.flag_notes) or ", ".join(c.flags) or "flagged")
+    if c.raced_out_after is not None:  # racing (gpo_core.optimizer.racing): scored on part of dev only
+        return c.race_note or f"raced out after {c.raced_out_after} dev examples"
     if c.status in ("incomplete", "failed") or c.dev_errors:
         return f"{c.dev_errors} of {c.dev_n} dev calls failed" if c.dev_n else "its dev calls failed"
     if c.dev_accuracy is None or c.status not in ("scored", "duplicate"):
@@ -75,8 +85,8 @@ def ineligible_reason(c: CandidateRecord, state: RunState) -> str | None:
 
 def eligible(step: StepRecord, state: RunState) -> list[CandidateRecord]:
     """Candidates of ``step`` any policy may choose: scored on dev with every dev call
-    answered (not failed, not incomplete, not a duplicate or over-budget drop without a
-    score), neither it nor its text rejected by the user anywhere in the run, and whose
+    answered (not failed, not incomplete, not a duplicate, over-budget or flagged drop
+    without a score), neither it nor its text rejected by the user anywhere in the run, and whose
     text was never chosen before in this run. Order: as proposed."""
     chosen = {norm_text(e.prompt) for e in state.trajectory if e.chosen}
     refused = {norm_text(t) for t in rejected_texts(state)}
@@ -91,7 +101,9 @@ def explain_none(step: StepRecord, state: RunState) -> str:
     counts: dict[str, int] = {}
     for c in step.candidates:
         reason = why_not(c, chosen, refused) or "eligible"
-        key = "with failed dev calls" if "failed" in reason else reason
+        key = ("with failed dev calls" if "failed" in reason else
+               "dropped as flagged" if reason.startswith("dropped unscored") else
+               "raced out" if reason.startswith("raced out") else reason)
         counts[key] = counts.get(key, 0) + 1
     detail = ", ".join(f"{n} {why}" for why, n in counts.items())
     return f"no eligible candidate ({detail or 'none proposed'}); prompt unchanged"
@@ -194,6 +206,55 @@ def explain_keep(policy: DecisionPolicy, step: StepRecord, state: RunState) -> s
     if explain is not None and eligible(step, state):
         return explain(step, state)
     return explain_none(step, state)
+
+
+def significant_gain(step: StepRecord, state: RunState) -> bool:
+    """Whether decided ``step`` brought a significant gain: it chose a prompt (auto or by
+    hand) that, on the dev examples both answered, fixed more than it broke against the
+    step's current prompt with exact McNemar p < ``alpha`` (``CandidateRecord.fixed``,
+    ``broken``, ``p_value``). A kept prompt, "reject all", or a choice without a paired
+    comparison is no gain."""
+    d = step.decision
+    if d is None or not d.candidate_id:
+        return False
+    try:
+        c = step.candidate(d.candidate_id)
+    except KeyError:
+        return False
+    if c.p_value is None or c.fixed is None or c.broken is None:
+        return False
+    return c.fixed > c.broken and c.p_value < state.settings.optimizer.alpha
+
+
+def steps_without_gain(state: RunState) -> int:
+    """How many of the run's last decided steps in a row brought no significant gain
+    (:func:`significant_gain`); 0 when the last one did or no step is decided."""
+    n = 0
+    for step in reversed(state.decided_steps):
+        if significant_gain(step, state):
+            break
+        n += 1
+    return n
+
+
+def early_stop_reason(state: RunState) -> str | None:
+    """Why an automatic run must stop now, or None: with ``patience`` N > 0, the last N
+    decided steps brought no significant gain. One line, e.g. "stopped early: 3 steps
+    without a significant gain (p < 0.05): steps 2-4 kept a prompt or chose one not
+    significantly better than the prompt before it; 2 of 6 steps not run"."""
+    cfg = state.settings.optimizer
+    if cfg.patience <= 0:
+        return None
+    n = steps_without_gain(state)
+    if n < cfg.patience:
+        return None
+    decided = state.decided_steps
+    first, last = decided[-n].step, decided[-1].step
+    span = f"step {last}" if first == last else f"steps {first}-{last}"
+    left = max(0, cfg.steps - len(decided))
+    return (f"stopped early: {n} step{'s' if n != 1 else ''} without a significant gain (p < {cfg.alpha:g}): "
+            f"{span} kept a prompt or chose one not significantly better than the prompt before it; "
+            f"{left} of {cfg.steps} steps not run")
 
 
 #: Decision policies by name (the settings' ``policy`` field and ``--policy``).

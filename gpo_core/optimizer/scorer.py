@@ -4,7 +4,10 @@ Every score of a run (the starting prompt, a step's candidates, a hand-edited pr
 chosen prompt on test) goes through :class:`Scorer`, so all of them follow the same rules:
 accuracy over the ANSWERED examples, calls that failed sent once more after all the others
 (:func:`gpo_core.scoring.evaluation.evaluate_many` with ``retry_failed``), and an
-:class:`~gpo_core.errors.EndpointDownError` when not a single call was answered.
+:class:`~gpo_core.errors.EndpointDownError` when not a single dev call was answered (on
+test, a score of no answers is kept as "not measured": its accuracy is saved as None).
+:meth:`Scorer.complete` re-sends only the failed calls of a kept score (a step completed
+on resume).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gpo_core.errors import EndpointDownError
-from gpo_core.models.base import ChatModel
+from gpo_core.models.base import ChatModel, TokenUsage
+from gpo_core.optimizer.racing import RaceOutcome, race
 from gpo_core.runs.records import RunState
-from gpo_core.scoring.evaluation import EvalResult, evaluate_many
-from gpo_core.tasks.task import TaskSplits
+from gpo_core.scoring.evaluation import EvalResult, ExampleRecord, evaluate_many, fill_failed
+from gpo_core.tasks.task import Example, TaskSplits
 
 __all__ = ["Progress", "Scorer", "check_endpoint"]
 
@@ -37,7 +41,9 @@ def check_endpoint(results: list[EvalResult], what: str) -> None:
     total = sum(r.n for r in results)
     if total and sum(r.n_errors for r in results) == total:
         err = next((rec.error for r in results for rec in r.records if rec.error), "unknown error")
-        raise EndpointDownError(f"every {what} call failed; the task model endpoint looks down ({err})")
+        # a refused key or an unknown model is no outage: say what the server said
+        looks = "" if any(f"HTTP {c}" in err for c in (401, 403, 404)) else "; the task model endpoint looks down"
+        raise EndpointDownError(f"every {what} call failed{looks} ({err})")
 
 
 class Scorer:
@@ -56,15 +62,59 @@ class Scorer:
     def score(self, prompts: list[str], split: str, on_progress: Progress | None = None,
               should_stop: Callable[[], bool] | None = None) -> list[EvalResult]:
         """One :class:`EvalResult` per prompt on ``split`` ("dev" or "test"), failed calls
-        retried once at the end. Raises EndpointDownError when every call failed,
+        retried once at the end. Raises EndpointDownError when every dev call failed (on
+        test the results come back: :attr:`EvalResult.measured_accuracy` is then None),
         EvaluationCancelled on ``should_stop``, ConfigError for a target of the wrong type."""
         examples = self.splits.dev if split == "dev" else self.splits.test
         cb = (lambda d, n: on_progress(split, d, n)) if on_progress else None
-        tm = self.state.settings.task_model
-        results = evaluate_many(prompts, examples, self.task_model, answer_type=self.state.task.answer_type,
-                                position=self.state.task.instruction_position, max_tokens=tm.max_tokens,
-                                temperature=tm.temperature, concurrency=self.concurrency, split=split,
-                                on_progress=cb, should_stop=should_stop, retry_failed=True,
-                                protocol=resolved_protocol(self.state.settings.optimizer.protocol))
-        check_endpoint(results, split)
+        results = self._evaluate(prompts, examples, split, cb, should_stop)
+        if split == "dev":
+            check_endpoint(results, split)
         return results
+
+    def complete(self, prompt: str, split: str, records: list[dict], on_progress: Progress | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> EvalResult:
+        """Complete a kept score of ``prompt`` on ``split``: ``records`` (its per-example record
+        dicts, as saved) with the failed ones sent again and the answered ones kept
+        (:func:`gpo_core.scoring.evaluation.fill_failed`). Without usable records (none kept,
+        or not one per example) the prompt is scored again in full. The result's usage covers
+        the new calls only. EvaluationCancelled on ``should_stop``."""
+        examples = self.splits.dev if split == "dev" else self.splits.test
+        cb = (lambda d, n: on_progress(split, d, n)) if on_progress else None
+        if len(records) != len(examples) or any(r.get("input") != e.input for r, e in zip(records, examples)):
+            return self._evaluate([prompt], examples, split, cb, should_stop)[0]
+        recs = [ExampleRecord.from_dict(r) for r in records]
+        errors = sum(1 for r in recs if r.error is not None)
+        correct = sum(1 for r in recs if r.error is None and r.correct)
+        answered = len(recs) - errors
+        old = EvalResult(prompt, split, correct / answered if answered else 0.0, len(recs), correct, errors,
+                         TokenUsage(), recs)
+        tm = self.state.settings.task_model
+        return fill_failed(old, examples, self.task_model, answer_type=self.state.task.answer_type,
+                           position=self.state.task.instruction_position, max_tokens=tm.max_tokens,
+                           temperature=tm.temperature, concurrency=self.concurrency, on_progress=cb,
+                           should_stop=should_stop, retry_failed=True,
+                           protocol=resolved_protocol(self.state.settings.optimizer.protocol))
+
+    def _evaluate(self, prompts: list[str], examples: list[Example], split: str,
+                  cb: Callable[[int, int], None] | None, should_stop: Callable[[], bool] | None) -> list[EvalResult]:
+        """The one scoring path: :func:`evaluate_many` with the run's task model settings."""
+        tm = self.state.settings.task_model
+        return evaluate_many(prompts, examples, self.task_model, answer_type=self.state.task.answer_type,
+                             position=self.state.task.instruction_position, max_tokens=tm.max_tokens,
+                             temperature=tm.temperature, concurrency=self.concurrency, split=split,
+                             on_progress=cb, should_stop=should_stop, retry_failed=True,
+                             protocol=resolved_protocol(self.state.settings.optimizer.protocol))
+
+    def race(self, prompts: list[str], on_progress: Progress | None = None,
+             should_stop: Callable[[], bool] | None = None) -> list[RaceOutcome]:
+        """Score ``prompts`` (distinct) on dev with racing (:func:`gpo_core.optimizer.racing.race`,
+        rounds of ``racing_batch`` examples at ``racing_alpha``): one RaceOutcome per prompt,
+        whose result covers the dev examples it was scored on. Same rules and errors as
+        :meth:`score` (failed calls retried at the end of each round; EndpointDownError when
+        every call so far failed; EvaluationCancelled on ``should_stop``)."""
+        c = self.state.settings.optimizer
+        cb = (lambda d, n: on_progress("dev", d, n)) if on_progress else None
+        return race(prompts, self.splits.dev, lambda ps, exs, f: self._evaluate(ps, exs, "dev", f, should_stop),
+                    alpha=c.racing_alpha, batch=c.racing_batch, on_progress=cb,
+                    check=lambda results: check_endpoint(results, "dev"))

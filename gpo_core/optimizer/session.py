@@ -14,23 +14,28 @@ the curves (Tang et al. 2024, Sec. 3 and Algorithm 1).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpo_core.costs.prices import PriceTable, load_prices
+from gpo_core.costs.spend import Spend, SpendCapReached, SpendMeter, cap_reason, check_cap_prices, spend_snapshot
 from gpo_core.errors import ConfigError
 from gpo_core.models.base import ChatModel
 from gpo_core.models.embeddings import Embedder
 from gpo_core.optimizer import transitions
 from gpo_core.optimizer.direction import TrajectoryEntry
-from gpo_core.optimizer.policies import explain_keep, get_policy, ineligible_reason
+from gpo_core.optimizer.overfit import reveal
+from gpo_core.optimizer.policies import early_stop_reason, explain_keep, get_policy, ineligible_reason
 from gpo_core.optimizer.proposer import Proposer, budget_for, configured_models, current_key, score_one
 from gpo_core.optimizer.scorer import Progress, Scorer, resolved_protocol
 from gpo_core.optimizer.transitions import now as _now
+from gpo_core.runs.final import FinalComparison, compare_final_with_start, final_entry
 from gpo_core.runs.records import CandidateRecord, Decision, RunState, StepRecord
 from gpo_core.runs.repository import RunRepository
-from gpo_core.scoring.evaluation import EvalResult
+from gpo_core.scoring.evaluation import EvalResult, EvaluationCancelled
 from gpo_core.settings import OptimizerSettings, RunSettings
 from gpo_core.tasks.splits import default_split_sizes, split_task
 from gpo_core.tasks.task import Example, Task, TaskSplits
@@ -54,6 +59,45 @@ class Models:
     embedder: Embedder | None
 
 
+def _capped(method: Callable) -> Callable:
+    """A session method whose model calls count against the run's spend cap: a stop the cap
+    caused (``state.stop_reason`` set by :meth:`GPOSession._guard`) saves the run (its spend
+    included) and raises :class:`~gpo_core.costs.spend.SpendCapReached` (an
+    EvaluationCancelled) instead of a plain cancellation."""
+    @functools.wraps(method)
+    def wrapper(self: GPOSession, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except SpendCapReached:
+            raise
+        except EvaluationCancelled:
+            if self.state.stop_reason is None:
+                raise
+            self._save()
+            raise SpendCapReached(self.state.stop_reason) from None
+    return wrapper
+
+
+def plan_run(task: Task, settings: RunSettings, splits: TaskSplits | None = None) -> tuple[RunSettings, TaskSplits]:
+    """The settings and splits a new run on ``task`` gets (what :meth:`GPOSession.create`
+    and the cost estimate use): the splits drawn by seed (unless given), T from the data
+    when ``epochs`` is set, the "auto" protocol resolved. ConfigError for bad settings or an
+    empty dev split."""
+    settings.validate()
+    sp = settings.splits
+    if splits is None:
+        dev_size, test_size = default_split_sizes(task, sp.dev_size, sp.test_size)
+        splits = split_task(task, dev_size=dev_size, test_size=test_size, train_size=sp.train_size, seed=sp.seed)
+    # T from the data when the user picked epochs (reference: epochs x steps per epoch)
+    opt = settings.optimizer.for_train_size(len(splits.train))
+    # "auto" scoring protocol: the reference's for a task folder with its own splits
+    opt = opt.replace(protocol=resolved_protocol(opt.protocol, bool(task.explicit_splits)))
+    settings = settings.replace(optimizer=opt).validate()
+    if not splits.dev:
+        raise ConfigError("dev_size", "the dev split is empty")
+    return settings, splits
+
+
 class GPOSession:
     """One run of GPO. Create with :meth:`create` (new) or :meth:`open` (resume a saved run).
 
@@ -70,6 +114,8 @@ class GPOSession:
         s = state.splits
         self.splits = TaskSplits(_ex_list(s["train"]), _ex_list(s["dev"]), _ex_list(s["test"]),
                                  _ex_list(s.get("exemplars", s["train"])))
+        self._meter = SpendMeter(state.spend)  # counts every call of this session into state.spend
+        self._prices: PriceTable | None = None
 
     @classmethod
     def create(cls, task: Task, settings: RunSettings, models: Models, *, run_dir: Path | None = None,
@@ -77,18 +123,7 @@ class GPOSession:
                owner: str | None = None) -> GPOSession:
         """New run on ``task`` with ``settings``. Validates the settings and the split sizes
         before any model call (raises ConfigError naming the setting)."""
-        settings.validate()
-        sp = settings.splits
-        if splits is None:
-            dev_size, test_size = default_split_sizes(task, sp.dev_size, sp.test_size)
-            splits = split_task(task, dev_size=dev_size, test_size=test_size, train_size=sp.train_size, seed=sp.seed)
-        # T from the data when the user picked epochs (reference: epochs x steps per epoch)
-        opt = settings.optimizer.for_train_size(len(splits.train))
-        # "auto" scoring protocol: the reference's for a task folder with its own splits
-        opt = opt.replace(protocol=resolved_protocol(opt.protocol, bool(task.explicit_splits)))
-        settings = settings.replace(optimizer=opt).validate()
-        if not splits.dev:
-            raise ConfigError("dev_size", "the dev split is empty")
+        settings, splits = plan_run(task, settings, splits)
         return cls(transitions.new_run_state(task, settings, splits, run_id), models, run_dir, owner)
 
     @classmethod
@@ -97,8 +132,10 @@ class GPOSession:
         """Reopen a saved run to inspect or resume it. Takes the run's lease for ``owner``:
         raises RunInUseError when another live session holds it (unless ``take_over``),
         RunFileError if the run is unreadable."""
-        state = RunRepository(run_dir, "reader").load()
+        reader = RunRepository(run_dir, "reader")
+        state = reader.load()
         session = cls(state, models, run_dir, owner)
+        session.repo.inherit(reader)  # what is on disk (for "Steps 1-3 are saved"), data.json's reference
         session.repo.claim(force=take_over)
         return session
 
@@ -145,7 +182,48 @@ class GPOSession:
 
     # Scoring ----------------------------------------------------------------------------
     def _scorer(self) -> Scorer:
-        return Scorer(self.state, self.splits, self.models.task, self.concurrency)
+        return Scorer(self.state, self.splits, self._meter.wrap(self.models.task, "task"), self.concurrency)
+
+    # Spend ------------------------------------------------------------------------------
+    @property
+    def prices(self) -> PriceTable:
+        """The price table in force (:func:`gpo_core.costs.prices.load_prices`: the dated
+        default, then $GPO_HOME/prices.toml); :meth:`use_prices` sets another."""
+        if self._prices is None:
+            self._prices = load_prices()
+        return self._prices
+
+    def use_prices(self, prices: PriceTable) -> None:
+        """Price this session's spend (and its dollar cap) with ``prices`` (e.g. ``--prices FILE``)."""
+        self._prices = prices
+
+    def spend(self) -> Spend:
+        """What the run has spent so far, live while calls run (tokens per role, cache hits
+        free, dollars at :attr:`prices`, the caps and why work stopped on one)."""
+        return spend_snapshot(self.state.spend, self.settings, self.prices, self.state.stop_reason)
+
+    def _guard(self, should_stop: StopFlag | None) -> StopFlag:
+        """``should_stop`` plus the run's spend cap, checked before the work and after every
+        call (the call boundary). Raises SpendCapReached at once when the cap is already
+        reached, ConfigError (``max_cost``) when a dollar cap meets a model without a price."""
+        check_cap_prices(self.settings, self.prices)
+        reason = cap_reason(self.state.spend, self.settings, self.prices)
+        if reason is not None:
+            self.state.stop_reason = reason
+            self._save()
+            raise SpendCapReached(reason)
+        self.state.stop_reason = None
+
+        def stop() -> bool:
+            if should_stop is not None and should_stop():
+                return True
+            hit = cap_reason(self.state.spend, self.settings, self.prices)
+            if hit is not None:
+                self.state.stop_reason = hit
+                return True
+            return False
+
+        return stop
 
     def _keep_records(self, key: str, result: EvalResult) -> None:
         self.repo.save_records(key, result.split, [r.to_dict() for r in result.records])
@@ -156,12 +234,15 @@ class GPOSession:
         prompt_tokens, completion_tokens, error, attempts, cached. [] when none are kept."""
         return self.repo.load_records(key, split)
 
+    @_capped
     def start(self, on_progress: Progress | None = None, should_stop: StopFlag | None = None) -> dict:
         """Score the starting prompt on dev and test (step 0 of the trajectory), accuracy
         over the answered examples (failed calls in ``dev_errors`` / ``test_errors``).
         Idempotent. EndpointDownError when every call failed."""
         if self.state.initial is not None:
             return self.state.initial
+        should_stop = self._guard(should_stop)
+        self.repo.before_model_calls(self.state)  # lease and disk first: no call spent on a run that cannot save
         prompt, scorer = self.state.current_prompt, self._scorer()
         dev = scorer.score([prompt], "dev", on_progress, should_stop)[0]
         test = scorer.score([prompt], "test", on_progress, should_stop)[0] if self.splits.test else None
@@ -173,24 +254,32 @@ class GPOSession:
         return initial
 
     # A step -----------------------------------------------------------------------------
+    @_capped
     def propose(self, on_progress: Progress | None = None, should_stop: StopFlag | None = None) -> StepRecord:
         """Run the model work of the next step and return it pending a decision.
 
-        Returns the existing pending step if there is one. Raises ConfigError when the run
+        Returns the existing pending step if there is one, completed first when some of its
+        dev calls were not answered (:meth:`complete_step`). Raises ConfigError when the run
         is finished or not started, EndpointDownError when every call failed (nothing is
-        saved for the step; the run stays resumable), EvaluationCancelled on should_stop.
+        saved for the step; the run stays resumable), CallCeilingError past the step's call
+        ceiling (nothing saved), EvaluationCancelled on should_stop.
         """
         if self.state.initial is None:
             raise ConfigError("run", "score the starting prompt first (start)")
         if self.state.pending_step is not None:
+            if self.state.pending_step.unanswered:
+                self.complete_step(on_progress, should_stop)
             return self.state.pending_step
         t = self.next_step_number
         if t > self.config.steps:
             raise ConfigError("steps", f"all {self.config.steps} steps are done")
-        proposer = Proposer(self.state, self.splits, self.models.optimizer, self.models.embedder, self._scorer(),
-                            self._keep_records, self.records)
+        should_stop = self._guard(should_stop)
+        self.repo.before_model_calls(self.state)  # lease and disk first: no call spent on a run that cannot save
+        proposer = Proposer(self.state, self.splits, self._meter.wrap(self.models.optimizer, "optimizer"),
+                            self.models.embedder, self._scorer(), self._keep_records, self.records)
         step = proposer.propose(t, on_progress, should_stop)
         self.state.steps.append(step)
+        self.state.stopped_early = None  # the run goes on: an earlier early stop no longer holds
         self._save()
         return step
 
@@ -201,6 +290,7 @@ class GPOSession:
         step = step or self.state.pending_step
         return None if step is None else get_policy(self.config.policy).choose(step, self.state)
 
+    @_capped
     def accept(self, candidate_id: str | None = None, text: str | None = None,
                on_progress: Progress | None = None, kind: str | None = None, *,
                should_stop: StopFlag | None = None) -> StepRecord:
@@ -215,7 +305,9 @@ class GPOSession:
         """
         step = transitions.pending(self.state)
         cand, edited = transitions.to_accept(self.state, step, candidate_id, text)
-        if cand.dev_accuracy is None or cand.status == "over_budget":
+        should_stop = self._guard(should_stop)
+        self.repo.before_model_calls(self.state)  # lease and disk first: no call spent on a run that cannot save
+        if cand.dev_accuracy is None or cand.status in ("over_budget", "flagged", "raced_out"):
             score_one(self._scorer(), step, cand, "dev", self._keep_records, on_progress, should_stop,
                       base_records=self.records(current_key(self.state, step)))
         if edited:
@@ -232,11 +324,32 @@ class GPOSession:
         self._save()
         return step
 
+    @_capped
+    def complete_step(self, on_progress: Progress | None = None, should_stop: StopFlag | None = None) -> StepRecord:
+        """Send again the dev calls of the pending step that were not answered (only those:
+        the answered ones are kept from the records) and save. Returns the step; its
+        :attr:`~gpo_core.runs.records.StepRecord.unanswered` says what is still missing.
+        ConfigError with no pending step; EvaluationCancelled on should_stop (nothing lost:
+        the records of what was answered are kept as they come)."""
+        step = transitions.pending(self.state)
+        if not step.unanswered:
+            return step
+        should_stop = self._guard(should_stop)
+        self.repo.before_model_calls(self.state)  # lease and disk first: no call spent on a run that cannot save
+        proposer = Proposer(self.state, self.splits, self._meter.wrap(self.models.optimizer, "optimizer"),
+                            self.models.embedder, self._scorer(), self._keep_records, self.records)
+        proposer.complete(step, on_progress, should_stop)
+        self._save()
+        return step
+
     def decide_auto(self, on_progress: Progress | None = None, *, should_stop: StopFlag | None = None) -> StepRecord:
         """The run's policy decides (paper: the best not-yet-chosen candidate becomes the
         next prompt, even if it scores below the current one). With no eligible candidate
-        the prompt stays and the step is recorded as "no_candidate" with the reason."""
+        the prompt stays and the step is recorded as "no_candidate" with the reason.
+        IncompleteStepError (nothing decided) while dev calls of the step are unanswered
+        (:func:`gpo_core.optimizer.transitions.require_answered`)."""
         step = transitions.pending(self.state)
+        transitions.require_answered(step)
         best = self.best_candidate(step)
         if best is None:
             note = explain_keep(get_policy(self.config.policy), step, self.state)
@@ -247,8 +360,10 @@ class GPOSession:
 
     def accept_best(self, on_progress: Progress | None = None, *, should_stop: StopFlag | None = None) -> StepRecord:
         """By hand, the policy's choice (as :meth:`decide_auto`, recorded as "accept").
-        ConfigError, saying why, when no candidate is eligible."""
+        ConfigError, saying why, when no candidate is eligible; IncompleteStepError while
+        dev calls of the step are unanswered."""
         step = transitions.pending(self.state)
+        transitions.require_answered(step)
         best = self.best_candidate(step)
         if best is None:
             note = explain_keep(get_policy(self.config.policy), step, self.state)
@@ -280,6 +395,7 @@ class GPOSession:
         prompt from before it. Candidate ids are never reused. Returns the first removed
         attempt. ConfigError when there is nothing to undo."""
         first, candidate_ids = transitions.undo_step(self.state)
+        self.state.stopped_early = None
         self._save()
         self.repo.delete_records(candidate_ids)
         return first
@@ -288,7 +404,9 @@ class GPOSession:
                  on_progress: Progress | None = None, should_stop: StopFlag | None = None) -> list[StepRecord]:
         """Run up to ``n_steps`` steps (default: to the end), each decided by the run's
         policy (:meth:`decide_auto`); a pending step is decided first and counts as one.
-        Stops early, keeping every finished step, when should_stop() turns true."""
+        Stops early, keeping every finished step, when should_stop() turns true, or (with
+        ``patience`` set) when the last ``patience`` steps brought no significant gain: then
+        ``state.stopped_early`` records why (saved; :attr:`stop_note` is its line)."""
         done: list[StepRecord] = []
         if not self.started:
             self.start(on_progress, should_stop)
@@ -296,6 +414,12 @@ class GPOSession:
         target = self.config.steps if n_steps is None else min(self.config.steps, done_before + n_steps)
         while len(self.state.decided_steps) < target:
             if should_stop and should_stop():
+                break
+            reason = early_stop_reason(self.state) if self.state.pending_step is None else None
+            if reason is not None:
+                self.state.stopped_early = {"after_step": len(self.state.decided_steps), "reason": reason,
+                                            "at": _now()}
+                self._save()
                 break
             self.propose(on_progress, should_stop)
             step = self.decide_auto(on_progress, should_stop=should_stop)
@@ -310,12 +434,29 @@ class GPOSession:
         return [e for e in self.state.trajectory if e.chosen]
 
     def best_prompt(self) -> TrajectoryEntry:
-        """The chosen prompt with the highest dev accuracy (ties: the latest): the run's
-        final prompt, as the paper reports the best prompt on dev."""
-        chosen = self.chosen_entries()
-        if not chosen:
-            return TrajectoryEntry(0, self.state.current_prompt, 0.0, 0)
-        return max(chosen, key=lambda e: (e.dev_accuracy, e.id))
+        """The run's final prompt: the highest dev accuracy among the starting prompt and
+        the prompts chosen at each step, ties going to the EARLIER prompt (so the start wins
+        any tie); see :func:`gpo_core.runs.final.final_entry`."""
+        return final_entry(self.state)
+
+    def final_comparison(self) -> FinalComparison:
+        """How the final prompt compares with the starting prompt on the dev (and, when
+        scored, test) examples both answered: paired counts, exact McNemar p and the Wilson
+        interval of each accuracy (:func:`gpo_core.runs.final.compare_final_with_start`)."""
+        return compare_final_with_start(self.state, self.records)
+
+    @property
+    def stop_note(self) -> str | None:
+        """Why the last automatic run stopped early ("stopped early: 3 steps without a
+        significant gain (p < 0.05) ..."), or None."""
+        return (self.state.stopped_early or {}).get("reason")
+
+    def reveal_test(self, by: str = "user") -> None:
+        """Show a blind test's scores from now on (``by``: "user", "cli" or "export");
+        recorded in ``state.test_revealed`` and saved. Nothing happens when the test is not
+        blind or already revealed (see :mod:`gpo_core.optimizer.overfit`)."""
+        if reveal(self.state, by):
+            self._save()
 
     def use_models(self, models: Models, settings: RunSettings | None = None) -> None:
         """Continue this run with other models (e.g. after the user changed the Models page).

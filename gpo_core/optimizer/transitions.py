@@ -13,17 +13,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from gpo_core.errors import ConfigError
+from gpo_core.errors import ConfigError, IncompleteStepError
 from gpo_core.optimizer.direction import TrajectoryEntry
 from gpo_core.optimizer.edits import word_edit_distance
 from gpo_core.optimizer.extraction import clean_candidate
+from gpo_core.optimizer.leaks import LeakChecker
 from gpo_core.runs.records import CandidateRecord, Decision, RunState, RunTask, StepRecord
-from gpo_core.scoring.evaluation import EvalResult
+from gpo_core.scoring.evaluation import EvalResult, failed_calls_note
 from gpo_core.settings import RunSettings
 from gpo_core.tasks.task import Example, Task, TaskSplits
 
 __all__ = ["add_step_entries", "choose", "find_candidate", "new_run_state", "no_choice", "now", "pending",
-           "reject_all", "require_choosable", "start_run", "to_accept", "undo_step"]
+           "reject_all", "require_answered", "require_choosable", "start_run", "to_accept", "undo_step"]
 
 
 def now() -> str:
@@ -49,15 +50,40 @@ def new_run_state(task: Task, settings: RunSettings, splits: TaskSplits, run_id:
 
 def start_run(state: RunState, dev: EvalResult, test: EvalResult | None) -> dict:
     """Record the starting prompt's scores as step 0: ``state.initial`` = {"prompt",
-    "dev_accuracy", "test_accuracy", "dev_errors", "test_errors", "usage"} (accuracy over
-    the answered examples) and the trajectory's entry 0, chosen. Returns ``state.initial``."""
+    "dev_accuracy", "test_accuracy", "dev_errors", "test_errors", "usage", "dev_n", "test_n"} (accuracy over
+    the answered examples; a test with no call answered is None, "not measured", never 0)
+    and the trajectory's entry 0, chosen. The calls' warnings (and a line on failed test
+    calls) go to ``state.initial["warnings"]``. Returns ``state.initial``."""
     usage = dev.usage.merge(test.usage) if test else dev.usage
     state.initial = {"prompt": dev.instruction, "dev_accuracy": dev.accuracy,
-                     "test_accuracy": test.accuracy if test else None, "dev_errors": dev.n_errors,
-                     "test_errors": test.n_errors if test else 0, "usage": usage.__dict__.copy()}
+                     "test_accuracy": test.measured_accuracy if test else None, "dev_errors": dev.n_errors,
+                     "test_errors": test.n_errors if test else 0, "usage": usage.__dict__.copy(),
+                     "dev_n": dev.n, "test_n": test.n if test else 0,
+                     "warnings": _score_warnings(dev, test)}
     state.trajectory = [TrajectoryEntry(0, dev.instruction, dev.accuracy, 0, None, True, "initial")]
     state.current_entry_id = 0
     return state.initial
+
+
+def _score_warnings(dev: EvalResult, test: EvalResult | None) -> list[str]:
+    out = list(dev.warnings) + (list(test.warnings) if test else [])
+    if test is not None and test.n_errors:
+        out.append(failed_calls_note("test", test))
+    return list(dict.fromkeys(out))
+
+
+def require_answered(step: StepRecord) -> None:
+    """IncompleteStepError when ``step`` has dev calls still unanswered
+    (:attr:`StepRecord.unanswered`): no policy may decide it until they are answered (the
+    session completes it on resume) or the user rejects the incomplete candidates."""
+    n = step.unanswered
+    if not n:
+        return
+    todo = [c for c in step.candidates if c.status in ("incomplete", "failed") and not c.rejected]
+    names = ", ".join(c.id for c in todo[:4]) + (f" and {len(todo) - 4} more" if len(todo) > 4 else "")
+    raise IncompleteStepError(f"step {step.step} is not decided: {n} dev call(s) of {names} were not answered even "
+                              "after a retry; the step is saved and its failed calls are sent again when the run "
+                              "resumes (or reject those candidates, or choose a fully scored one by hand)")
 
 
 def pending(state: RunState) -> StepRecord:
@@ -80,7 +106,8 @@ def to_accept(state: RunState, step: StepRecord, candidate_id: str | None,
               text: str | None) -> tuple[CandidateRecord, bool]:
     """The candidate the user accepts: ``candidate_id`` of ``step``, or, when ``text``
     (cleaned as a reply would be) differs from its text, a new "edited" candidate (id
-    "s<t>e<serial>", not yet added to the step). Returns (candidate, edited). ConfigError
+    "s<t>e<serial>", not yet added to the step, checked for leaks like any candidate but never
+    dropped: the user chose it). Returns (candidate, edited). ConfigError
     for an unknown id, an empty text, or neither an id nor a text."""
     cand = find_candidate(step, candidate_id) if candidate_id is not None else None
     if text is not None:
@@ -89,8 +116,10 @@ def to_accept(state: RunState, step: StepRecord, candidate_id: str | None,
             raise ConfigError("candidate", "the edited instruction is empty")
         if cand is None or text != cand.text:
             dist = word_edit_distance(step.current_prompt, text)
+            flags, notes = LeakChecker.for_run(state.splits, state.task.initial_instruction).check(text)
             return CandidateRecord(id=f"s{step.step}e{state.new_serial()}", text=text, origin="edited",
-                                   extraction="hand", edit_distance=dist, within_budget=dist <= step.budget), True
+                                   extraction="hand", edit_distance=dist, within_budget=dist <= step.budget,
+                                   flags=flags, flag_notes=notes), True
     if cand is None:
         raise ConfigError("candidate", "name a candidate or give the instruction text")
     return cand, False

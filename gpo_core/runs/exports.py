@@ -2,13 +2,27 @@
 
 API keys are never part of a run (ModelSettings hold none), and :func:`export_json` also
 drops any key-like field defensively.
+
+The final prompt is :func:`gpo_core.runs.final.final_entry` (best dev among the start and
+the chosen prompts, ties to the earlier). The JSON and the report say how it compares with
+the start (paired counts, McNemar p, Wilson intervals), give every accuracy with its 95%
+interval (JSON: ``*_ci95`` fields beside each accuracy; report: "62.5% [30.6–86.3%] (5/8)"),
+the dev-test gap per step (:func:`gpo_core.optimizer.overfit.gap_series`), the flagged
+candidates, why a run stopped early, and always include test scores, marked when the test
+was blind (:func:`gpo_core.optimizer.overfit.blind_note`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
+from gpo_core.optimizer.leaks import FLAG_LABELS
+from gpo_core.optimizer.overfit import GAP_THRESHOLD, blind_note, gap_series, gap_warning_text, is_test_hidden
 from gpo_core.optimizer.session import GPOSession
+from gpo_core.runs.final import FINAL_RULE, candidates_by_id, entry_score
+from gpo_core.runs.records import RunState
+from gpo_core.stats import Proportion
 
 _SECRET_KEYS = {"api_key", "apikey", "authorization", "key", "token", "secret"}
 
@@ -22,7 +36,8 @@ def _scrub(obj):
 
 
 def final_prompt_text(session: GPOSession) -> str:
-    """The final prompt: the chosen prompt with the best dev accuracy, plus a newline."""
+    """The final prompt (the bare text, plus a newline): the best dev accuracy among the
+    starting prompt and the chosen prompts, ties going to the earlier."""
     return session.best_prompt().prompt + "\n"
 
 
@@ -40,58 +55,141 @@ def export_json(session: GPOSession, include_records: bool = True) -> str:
                 if r:
                     recs[f"{key}.{split}"] = r
         data["records"] = recs
-    data["final_prompt"] = session.best_prompt().prompt
+        if session.repo.unreadable:  # damaged record files: left out, and said so
+            data["unreadable_records"] = {f"{k}.{sp}": why for (k, sp), why in session.repo.unreadable.items()}
+    comparison = session.final_comparison()
+    data["final_prompt"] = comparison.prompt
+    data["final"] = comparison.to_dict()
+    _add_intervals(data, session.state)
+    data["overfitting"] = {"gap_threshold": GAP_THRESHOLD,
+                           "method": "dev minus test accuracy of the prompt in use after each step; 95% interval "
+                                     "by Newcombe's hybrid score method (1998, method 10); warning when the "
+                                     "interval lies above 0 and the gap exceeds the threshold",
+                           "points": [p.to_dict() for p in gap_series(session.state, include_hidden=True)]}
+    blind = session.state.settings.optimizer.blind_test
+    data["blind_test"] = {"enabled": blind, "hidden_in_app": is_test_hidden(session.state),
+                          "revealed": session.state.test_revealed, "note": blind_note(session.state)}
     return json.dumps(_scrub(data), ensure_ascii=False, indent=1)
+
+
+def _ci(p: Proportion | None) -> list[float] | None:
+    if p is None or p.value is None:
+        return None
+    lo, hi = p.interval()
+    return [round(lo, 6), round(hi, 6)]
+
+
+def _add_intervals(data: dict, state: RunState) -> None:
+    """Put the 95% Wilson interval beside every accuracy of the exported run dict:
+    ``initial.dev_ci95`` / ``test_ci95``, each candidate's ``dev_ci95`` / ``test_ci95``, each
+    step's ``chosen_test_ci95`` and each trajectory entry's ``dev_ci95`` ([low, high] shares)."""
+    n_dev, n_test = len(state.splits.get("dev") or []), len(state.splits.get("test") or [])
+    init = data.get("initial")
+    if isinstance(init, dict):
+        init["dev_ci95"] = _ci(Proportion.of(init.get("dev_accuracy"), n_dev - int(init.get("dev_errors") or 0)))
+        init["test_ci95"] = _ci(Proportion.of(init.get("test_accuracy"), n_test - int(init.get("test_errors") or 0)))
+    cands = candidates_by_id(state)
+    for st_dict, st in zip(data.get("steps", []), state.steps):
+        for c_dict, c in zip(st_dict.get("candidates", []), st.candidates):
+            dev = (Proportion(c.dev_correct, c.dev_answered) if c.dev_correct is not None and c.dev_accuracy is not None
+                   else Proportion.of(c.dev_accuracy, c.dev_answered or n_dev))
+            c_dict["dev_ci95"] = _ci(dev)
+            c_dict["test_ci95"] = _ci(Proportion.of(c.test_accuracy, n_test - c.test_errors))
+        chosen = cands.get(st.decision.candidate_id or "") if st.decision else None
+        st_dict["chosen_test_ci95"] = _ci(Proportion.of(st.chosen_test_accuracy,
+                                                        n_test - (chosen.test_errors if chosen else 0)))
+    for e_dict, e in zip(data.get("trajectory", []), state.trajectory):
+        e_dict["dev_ci95"] = _ci(entry_score(state, e, "dev", cands))
 
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+#: Markdown punctuation that could start emphasis, code, a link or image, a table cell, a
+#: strikethrough or a heading inside user text.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+
+
+def md_text(text: object) -> str:
+    """User text (task names, prompts, model names, warnings) as inert Markdown on one
+    line: HTML's ``& < >`` become entities (so ``<script>`` or ``<img onerror=...>`` show as
+    text in any Markdown viewer instead of running) and Markdown punctuation is
+    backslash-escaped (no links, images, emphasis or table breaks)."""
+    t = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(_MD_SPECIAL.sub(r"\\\1", t).splitlines())
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_text(text)
+
+
+def _acc(p: Proportion | None) -> str:
+    return "–" if p is None else p.text()
 
 
 def export_markdown(session: GPOSession) -> str:
-    """A human-readable report: settings, start vs final accuracy, the trajectory of chosen
-    prompts per step, token totals (spent, and what cached calls had cost) and the steps'
-    warnings (e.g. a server that answered as another model). User text is escaped for Markdown tables and
-    fenced as code so it renders as text."""
+    """A human-readable report: settings, start vs final accuracy (each with its 95% Wilson
+    interval and counts) and how the final prompt compares with the start (paired counts,
+    McNemar p), why the run stopped early, the trajectory of chosen prompts per step, the
+    dev-test gap per step with its interval and warnings, flagged candidates, token totals
+    (spent, and what cached calls had cost) and the steps' warnings (e.g. a server that
+    answered as another model). Test scores are always included, marked when the test was
+    blind. User text is escaped for Markdown tables and fenced as code so it renders as text."""
     s = session.state
-    best = session.best_prompt()
-    init = s.initial or {}
+    comparison = session.final_comparison()
+    best = comparison.entry
+    cands = candidates_by_id(s)
+    start_entry = next((e for e in s.trajectory if e.id == 0), best)
     total = None
     for st in s.steps:
         total = st.usage if total is None else total.merge(st.usage)
-    best_test = None
-    for st in s.steps:
-        if st.chosen_entry_id == best.id:
-            best_test = st.chosen_test_accuracy
-    if best.id == 0:
-        best_test = init.get("test_accuracy")
     cfg = s.settings.optimizer
+    n_test = len(s.splits.get("test") or [])
+    extras = []
+    if cfg.patience:
+        extras.append(f"early stop after {cfg.patience} steps without a significant gain (p < {cfg.alpha:g})")
+    if cfg.blind_test:
+        extras.append("blind test")
+    if cfg.drop_flagged:
+        extras.append("flagged candidates dropped unscored")
     lines = [
-        f"# GPO Studio report: {s.task.name}",
+        f"# GPO Studio report: {md_text(s.task.name)}",
         "",
-        f"Run `{s.run_id}`, created {s.created_at}, last saved {s.updated_at}.",
+        f"Run {md_text(s.run_id)}, created {md_text(s.created_at)}, last saved {md_text(s.updated_at)}.",
         "",
         "## Settings",
         "",
-        f"- Task model: `{s.settings.task_model.describe()}`; optimizer model: "
-        f"`{s.settings.optimizer_model.describe()}`",
+        f"- Task model: {md_text(s.settings.task_model.describe())}; optimizer model: "
+        f"{md_text(s.settings.optimizer_model.describe())}",
         f"- {cfg.steps} steps, {cfg.candidates} candidates a step, k = {cfg.k} by {cfg.selection}; "
-        f"decision policy {cfg.policy}",
+        f"decision policy {cfg.policy}" + (f" (alpha {cfg.alpha:g})" if cfg.policy == "significant" else "")
+        + ("; " + "; ".join(extras) if extras else ""),
         f"- Edit budget: {cfg.schedule} from {cfg.budget_initial} to {cfg.budget_final} words"
         f" (warmup {cfg.warmup}; in meta-prompt: {cfg.use_budget}; enforced: {cfg.enforce_budget})",
-        f"- Splits: train {len(s.splits['train'])}, dev {len(s.splits['dev'])}, test {len(s.splits['test'])}; "
+        f"- Splits: train {len(s.splits['train'])}, dev {len(s.splits['dev'])}, test {n_test}; "
         f"seed {s.settings.splits.seed}",
         "",
         "## Result",
         "",
+        "Accuracies: share correct of the examples answered, [95% Wilson interval], (correct/answered).",
+        "",
         "| prompt | dev accuracy | test accuracy |",
         "|---|---|---|",
-        f"| starting | {_pct(init.get('dev_accuracy'))} | {_pct(init.get('test_accuracy'))} |",
-        f"| final (best on dev) | {_pct(best.dev_accuracy)} | {_pct(best_test)} |",
+        f"| starting | {_acc(entry_score(s, start_entry, 'dev', cands))} | "
+        f"{_acc(entry_score(s, start_entry, 'test', cands))} |",
+        f"| final | {_acc(entry_score(s, best, 'dev', cands))} | {_acc(entry_score(s, best, 'test', cands))} |",
+        "",
+        f"Final prompt: {FINAL_RULE}.",
+        "",
+        f"How it compares with the start: {comparison.summary()}.",  # numbers only: no user text
+    ]
+    note = blind_note(s)
+    if note:
+        lines += ["", f"Note: {note}."]
+    if s.stopped_early:
+        lines += ["", f"The run {s.stopped_early.get('reason', 'stopped early')}."]
+    lines += [
         "",
         "Final prompt:",
         "",
@@ -101,16 +199,24 @@ def export_markdown(session: GPOSession) -> str:
         "",
         "## Steps",
         "",
-        "| step | budget | decision | chosen prompt | edit distance | dev | test | tokens |",
-        "|---|---|---|---|---|---|---|---|",
+        "| step | budget | decision | chosen prompt | edit distance | dev | test | vs prompt before | tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for st in s.steps:
         kind = st.decision.kind if st.decision else "pending"
         chosen = next((c for c in st.candidates if st.decision and c.id == st.decision.candidate_id), None)
+        dev = test = paired = "–"
+        if chosen is not None:
+            dev = _acc(Proportion(chosen.dev_correct, chosen.dev_answered) if chosen.dev_correct is not None
+                       else Proportion.of(chosen.dev_accuracy, chosen.dev_answered or len(s.splits["dev"])))
+            test = _acc(Proportion.of(st.chosen_test_accuracy, n_test - chosen.test_errors))
+            if chosen.p_value is not None:
+                paired = f"{chosen.fixed} fixed, {chosen.broken} broken, McNemar p = {chosen.p_value:.3g}"
         lines.append(
             f"| {st.step}.{st.attempt} | {st.budget} | {kind} | {_md_cell(chosen.text) if chosen else '–'} | "
-            f"{chosen.edit_distance if chosen else '–'} | {_pct(chosen.dev_accuracy) if chosen else '–'} | "
-            f"{_pct(st.chosen_test_accuracy)} | {st.usage.total_tokens} |")
+            f"{chosen.edit_distance if chosen else '–'} | {dev} | {test} | {paired} | {st.usage.total_tokens} |")
+    lines += _gap_lines(s)
+    lines += _flag_lines(s)
     if total is not None:
         lines += ["", f"Tokens spent in all steps: {total.prompt_tokens} prompt + {total.completion_tokens} completion "
                       f"in {total.calls} calls ({total.cached_calls} from cache, which had cost {total.cached_tokens} "
@@ -119,6 +225,39 @@ def export_markdown(session: GPOSession) -> str:
     if warnings:
         lines += ["", "## Warnings", ""] + [_md_cell(w) for w in warnings]
     return "\n".join(lines) + "\n"
+
+
+def _gap_lines(s: RunState) -> list[str]:
+    """The report's dev-test gap section: one row per step, then the warnings."""
+    points = gap_series(s, include_hidden=True)
+    if not points or all(p.test is None for p in points):
+        return []
+    out = ["", "## Dev-test gap", "",
+           f"Dev minus test accuracy of the prompt in use after each step, with its 95% interval (Newcombe's "
+           f"hybrid score method); a warning when the interval lies above 0 and the gap exceeds "
+           f"{100 * GAP_THRESHOLD:.0f} points.", "",
+           "| step | dev | test | gap [95% CI] | warning |", "|---|---|---|---|---|"]
+    for p in points:
+        gap = "–" if p.gap is None or p.gap_ci is None else (
+            f"{100 * p.gap:+.1f} [{100 * p.gap_ci[0]:+.1f}, {100 * p.gap_ci[1]:+.1f}] points")
+        out.append(f"| {p.step} | {_acc(p.dev)} | {_acc(p.test)} | {gap} | {'opened' if p.warning else ''} |")
+    out += [f"- {_md_cell(w)}" for w in (gap_warning_text(p) for p in points) if w]
+    return out
+
+
+def _flag_lines(s: RunState) -> list[str]:
+    """The report's flagged candidates: id, what was done with it, what matched."""
+    rows = [(st, c) for st in s.steps for c in st.candidates if c.flags]
+    if not rows:
+        return []
+    out = ["", "## Flagged candidates", ""]
+    for st, c in rows:
+        badges = ", ".join(FLAG_LABELS.get(f, f) for f in c.flags)
+        fate = ("dropped unscored" if c.status == "flagged" else
+                "chosen" if st.decision and st.decision.candidate_id == c.id else "scored")
+        out.append(f"- step {st.step}.{st.attempt}, `{c.id}` ({badges}; {fate}): {_md_cell(c.text)} — "
+                   f"{_md_cell('; '.join(c.flag_notes))}")
+    return out
 
 
 def export_records_csv(records: list[dict]) -> str:

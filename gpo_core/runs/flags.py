@@ -23,6 +23,7 @@ from gpo_core.settings import (
     SplitSettings,
     default_model_settings,
     default_run_settings,
+    model_preset,
 )
 
 
@@ -73,8 +74,13 @@ def _model_from_flags(role: str, base: ModelSettings, given: Mapping[str, Any], 
     if kind == "local":
         if "base_url" in given:
             raise ConfigError("--base-url", "only the openai backend has a base URL; add --backend openai")
+        if not name and "model_preset" in given:  # --model-preset names each role's embedded model
+            preset = model_preset(given["model_preset"])
+            name = preset.task_model if role == "task" else preset.optimizer_model
         changes.update(backend="local", model=name or base.model or LOCAL_DEFAULT_MODEL, base_url=None, concurrency=1)
     elif kind == "openai":
+        if "model_preset" in given:
+            raise ConfigError("--model-preset", "names embedded models; use it with --backend local")
         if not name and (fresh or switched):
             raise ConfigError("--model", "the openai backend needs --model (or --task-model and --optimizer-model)")
         if "base_url" in given:

@@ -11,14 +11,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from gpo_core.costs.spend import RoleSpend, spend_from_usage
 from gpo_core.errors import ConfigError
 from gpo_core.models.base import TokenUsage
 from gpo_core.optimizer.direction import Retrieved, TrajectoryEntry
 from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings
 
 #: 1: settings as untyped "config"/"models" dicts; 2: typed "settings", "task" record,
-#: per-step models, rejections, run-wide candidate ids.
-SCHEMA_VERSION = 2
+#: per-step models, rejections, run-wide candidate ids; 3: the examples live in the run
+#: folder's data.json (written once), not in run.json, and "exemplars" only when they differ
+#: from "train" (see :mod:`gpo_core.runs.repository`).
+SCHEMA_VERSION = 3
+
+#: The splits a run keeps: train (exemplar pool), dev, test; "exemplars" (a task folder's
+#: format split) only when it differs from train.
+SPLIT_KEYS: tuple[str, ...] = ("train", "dev", "test")
+
+
+def compact_splits(splits: dict) -> dict:
+    """``splits`` as saved: train, dev and test, plus "exemplars" only when they differ from
+    train (they are the same examples unless the task has a format split), so no example
+    is stored twice. Inverse: :func:`full_splits`."""
+    out = {k: splits.get(k, []) for k in SPLIT_KEYS}
+    exemplars = splits.get("exemplars")
+    if exemplars is not None and exemplars is not out["train"] and exemplars != out["train"]:
+        out["exemplars"] = exemplars
+    return out
+
+
+def full_splits(splits: dict) -> dict:
+    """``splits`` with "exemplars" (the train list itself when not saved apart)."""
+    out = dict(splits)
+    for k in SPLIT_KEYS:
+        out.setdefault(k, [])
+    if out.get("exemplars") is None:
+        out["exemplars"] = out.get("train", [])
+    return out
 
 
 def _shallow(obj) -> dict:
@@ -57,6 +85,16 @@ class CandidateRecord:
     (fixed), or the other way round (broken), over the examples both answered; p_value: the
     exact two-sided McNemar p of fixed vs broken (:func:`gpo_core.stats.mcnemar_exact`);
     all three None when not compared (no records of the current prompt, older runs).
+    raced_out_after: with racing on (:mod:`gpo_core.optimizer.racing`), the dev examples it
+    was scored on when it was dropped (status "raced_out"; dev_* and the paired counts cover
+    those examples only; no policy may choose it), else None; race_note: why, for people
+    ("raced out after 8 of 16 dev examples: ..."), kept when the user later accepts it (which
+    scores it on all of dev first and clears ``raced_out_after``).
+    flags: what the leak check found (:mod:`gpo_core.optimizer.leaks`): "copies-data" (shares
+    8 words in a row with an exemplar or dev example), "names-label" (names one answer label
+    as the answer, "The answer is (D)"); flag_notes: one line per flag saying what matched.
+    status "flagged": dropped unscored because ``OptimizerSettings.drop_flagged`` is on (no
+    policy may choose it; accepting it by hand scores it first).
     """
 
     id: str
@@ -79,6 +117,10 @@ class CandidateRecord:
     fixed: int | None = None
     broken: int | None = None
     p_value: float | None = None
+    raced_out_after: int | None = None
+    race_note: str | None = None
+    flags: list[str] = field(default_factory=list)
+    flag_notes: list[str] = field(default_factory=list)
 
     @property
     def dev_answered(self) -> int:
@@ -93,6 +135,7 @@ class CandidateRecord:
     def to_dict(self) -> dict:
         d = _shallow(self)
         d["usage"] = _shallow(self.usage)
+        d["flags"], d["flag_notes"] = list(self.flags), list(self.flag_notes)
         return d
 
     @staticmethod
@@ -106,7 +149,9 @@ class CandidateRecord:
 @dataclass
 class OptimizerCall:
     """One optimizer-model sample: its reply, how candidates were extracted (method, and the
-    reason when none was usable), the candidate ids it produced, tokens, attempts, error."""
+    reason when none was usable), the candidate ids it produced, tokens, attempts, error.
+    dropped: candidates found in the reply but dropped because a step keeps at most N
+    (``OptimizerSettings.candidates``) of them (the reason says so)."""
 
     sample_index: int
     reply: str
@@ -118,6 +163,7 @@ class OptimizerCall:
     attempts: int = 1
     cached: bool = False
     error: str | None = None
+    dropped: int = 0
 
     def to_dict(self) -> dict:
         d = _shallow(self)
@@ -162,6 +208,10 @@ class StepRecord:
     configured (one line), and under "<role>_reported" the name(s) the server reported in
     its replies when that differs from the configured model name. warnings: what the user
     should know about the step, e.g. "task model: asked for X, server answered as Y".
+    calls_saved: task-model calls racing spared in this step (raced-out candidates' dev
+    examples not scored, times the protocol's calls per example); 0 without racing.
+    optimizer_system: the system message sent before the meta-prompt (embedded optimizer
+    models only, which also reply under the layout's grammar); None when there was none.
     """
 
     step: int
@@ -185,6 +235,8 @@ class StepRecord:
     added_entry_ids: list[int] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    calls_saved: int = 0
+    optimizer_system: str | None = None
 
     @property
     def usage(self) -> TokenUsage:
@@ -194,6 +246,15 @@ class StepRecord:
     @property
     def pending(self) -> bool:
         return self.decision is None
+
+    @property
+    def unanswered(self) -> int:
+        """Dev calls of this step still failed after the retry pass: the failed calls of
+        its candidates that are "incomplete" or "failed" and not rejected by the user. While
+        > 0 the step is not decided by any policy (``IncompleteStepError``) and the session
+        completes it first (:meth:`gpo_core.optimizer.session.GPOSession.complete_step`)."""
+        return sum(c.dev_errors or 0 for c in self.candidates
+                   if c.status in ("incomplete", "failed") and not c.rejected)
 
     def candidate(self, candidate_id: str) -> CandidateRecord:
         """The candidate with this id; KeyError if absent."""
@@ -258,10 +319,21 @@ class RunState:
 
     task: the :class:`RunTask`. settings: the typed :class:`~gpo_core.settings.RunSettings`
     (never an API key). splits: {"train"|"dev"|"test"|"exemplars": [{"input", "target"}]} so
-    a run resumes without its source file. initial: the starting prompt's {"prompt",
-    "dev_accuracy", "test_accuracy", "dev_errors", "test_errors", "usage"} (accuracy over
-    the answered examples, failed calls counted in ``*_errors``); None until scored. next_serial: the run-wide
-    counter behind candidate ids (never reused, not even after undo).
+    a run resumes without its source file (saved once, in the run folder's data.json).
+    initial: the starting prompt's {"prompt", "dev_accuracy", "test_accuracy", "dev_errors",
+    "test_errors", "usage"} (accuracy over the answered examples, failed calls counted in
+    ``*_errors``); None until scored. next_serial: the run-wide counter behind candidate ids
+    (never reused, not even after undo). stopped_early: why the last automatic run stopped
+    before its steps were done, {"after_step", "reason", "at"}
+    (:func:`gpo_core.optimizer.policies.early_stop_reason`); None once a later step is
+    proposed or a step undone. test_revealed: when a blind test's scores were shown,
+    {"at", "by"} ("user", "cli", "export"); None while hidden (see
+    :mod:`gpo_core.optimizer.overfit`).
+    spend: per model role ("task", "optimizer") what the run's calls spent
+    (:class:`~gpo_core.costs.spend.RoleSpend`: tokens, calls, cache hits free, latency), counted
+    live as each call ends, work later discarded or undone included (runs saved before it was
+    metered: summed from their steps). stop_reason: why work stopped on the spend cap
+    ("spend cap reached: ..."), None while under it or once work goes on.
     """
 
     run_id: str
@@ -277,6 +349,10 @@ class RunState:
     updated_at: str = ""
     schema_version: int = SCHEMA_VERSION
     next_serial: int = 1
+    stopped_early: dict | None = None
+    test_revealed: dict | None = None
+    spend: dict[str, RoleSpend] = field(default_factory=dict)
+    stop_reason: str | None = None
 
     def new_serial(self) -> int:
         """The next run-wide serial number (for candidate ids)."""
@@ -284,8 +360,10 @@ class RunState:
         self.next_serial += 1
         return n
 
-    def to_dict(self) -> dict:
-        return {
+    def to_dict(self, include_splits: bool = True) -> dict:
+        """The run as one JSON-ready dict (the JSON export); ``include_splits=False`` leaves
+        the examples out (run.json: they are saved once, in data.json)."""
+        d = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "created_at": self.created_at,
@@ -298,23 +376,33 @@ class RunState:
             "next_serial": self.next_serial,
             "trajectory": [e.to_dict() for e in self.trajectory],
             "steps": [s.to_dict() for s in self.steps],
-            "splits": self.splits,
+            "stopped_early": dict(self.stopped_early) if self.stopped_early else None,
+            "test_revealed": dict(self.test_revealed) if self.test_revealed else None,
+            "spend": {role: rs.to_dict() for role, rs in self.spend.items()},
+            "stop_reason": self.stop_reason,
         }
+        if include_splits:
+            d["splits"] = compact_splits(self.splits)
+        return d
 
     @staticmethod
     def from_dict(d: dict) -> RunState:
         """Inverse of :meth:`to_dict`; reads schema 1 files too (settings rebuilt from their
-        "config" and "models" dicts). Raises KeyError/TypeError/ConfigError on a bad file."""
+        "config" and "models" dicts). A dict without "splits" (a schema-3 run.json, whose
+        examples are in data.json) gets empty splits. Raises KeyError/TypeError/ConfigError on
+        a bad file (:func:`gpo_core.runs.repository.load_run` checks the types first)."""
         settings = RunSettings.from_dict(d["settings"]) if "settings" in d else _settings_v1(d["config"], d["models"])
         steps = [StepRecord.from_dict(s) for s in d.get("steps", [])]
         serial = d.get("next_serial") or 1 + sum(len(s.candidates) for s in steps)
         return RunState(
             run_id=d["run_id"], created_at=d["created_at"], updated_at=d.get("updated_at", ""),
-            task=RunTask.from_dict(d["task"]), splits=d["splits"], settings=settings,
+            task=RunTask.from_dict(d["task"]), splits=full_splits(d.get("splits") or {}), settings=settings,
             initial=d.get("initial"), current_prompt=d.get("current_prompt", ""),
             current_entry_id=d.get("current_entry_id", 0),
             trajectory=[TrajectoryEntry.from_dict(e) for e in d.get("trajectory", [])],
             steps=steps, schema_version=SCHEMA_VERSION, next_serial=int(serial),
+            stopped_early=d.get("stopped_early"), test_revealed=d.get("test_revealed"),
+            spend=_spend_from(d.get("spend"), d.get("initial"), steps), stop_reason=d.get("stop_reason"),
         )
 
     # Derived views -------------------------------------------------------------------
@@ -326,6 +414,19 @@ class RunState:
     @property
     def pending_step(self) -> StepRecord | None:
         return self.steps[-1] if self.steps and self.steps[-1].pending else None
+
+
+def _spend_from(saved: dict | None, initial: dict | None, steps: list[StepRecord]) -> dict[str, RoleSpend]:
+    """A run's spend per role: as saved, or for a run saved before spend was metered, summed
+    from its starting prompt's and its steps' usage."""
+    if isinstance(saved, dict):
+        return {str(role): RoleSpend.from_dict(v) for role, v in saved.items() if isinstance(v, dict)}
+    task = _usage_from((initial or {}).get("usage"))
+    opt = TokenUsage()
+    for s in steps:
+        task = task.merge(s.usage_dev).merge(s.usage_test)
+        opt = opt.merge(s.usage_optimizer)
+    return {"task": spend_from_usage(task), "optimizer": spend_from_usage(opt)}
 
 
 def _settings_v1(config: dict, models: dict) -> RunSettings:

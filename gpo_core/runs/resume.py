@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpo_core.errors import ConfigError
+from gpo_core.models.redact import redact_url
 from gpo_core.runs.flags import given_by_dest, settings_from_flags
 from gpo_core.settings import ModelSettings, OptimizerSettings, RunSettings, SplitSettings, label_of
 
@@ -82,14 +83,20 @@ def _check_splits(saved: RunSettings, new: RunSettings, state: RunState) -> RunS
 
 
 def _steps_notes(saved: RunSettings, new: RunSettings, done: int) -> list[str]:
-    """The note of a changed ``--steps`` (not below ``done``); any other changed optimizer
-    setting is refused."""
+    """The note of a changed ``--steps`` (not below ``done``) or ``--patience``; any other
+    changed optimizer setting is refused."""
     notes: list[str] = []
     for f in fields(OptimizerSettings):
         old, value = getattr(saved.optimizer, f.name), getattr(new.optimizer, f.name)
         if value == old:
             continue
         flag = label_of(OptimizerSettings, f.name, "cli")
+        if f.name == "patience":  # when automatic runs stop, not how steps are made: it may change
+            notes.append(f"{flag}: {old} -> {value}")
+            continue
+        if f.name in ("max_cost", "max_spend_tokens"):  # a spend cap: a higher one continues a run stopped on it
+            notes.append(f"{flag}: {_show(old)} -> {_show(value)}")
+            continue
         if f.name != "steps":
             if isinstance(old, bool):  # a switch: on when the flag was given
                 made = "with" if old != flag.startswith("--no-") else "without"
@@ -117,6 +124,11 @@ def _model_notes(saved: RunSettings, new: RunSettings) -> list[str]:
             if old != value:
                 flag = label_of(ModelSettings, f.name, "cli", role)
                 which = f" ({role} model)" if f.name in shared else ""
+                if f.name == "base_url":  # credentials in a URL are never shown (issue 15)
+                    old, value = redact_url(old), redact_url(value)
+                    if old == value:
+                        notes.append(f"{flag}: credentials given again for {_show(value)}{which}")
+                        continue
                 notes.append(f"{flag}: {_show(old)} -> {_show(value)}{which}")
         if before.describe() != after.describe():
             notes.append(f"switching the {role} model: {before.describe()} -> {after.describe()}")

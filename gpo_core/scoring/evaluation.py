@@ -22,15 +22,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from gpo_core.errors import ConfigError, GPOError
-from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage
+from gpo_core.errors import CallCeilingError, ConfigError, GPOError
+from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage, summarize_warnings
 from gpo_core.scoring.answers import extract_answer, matches_target, normalize_target
 from gpo_core.scoring.reprompt import PROTOCOLS, SECOND_TURN_MAX_TOKENS, plain_prompt, second_turn
 from gpo_core.scoring.results import EvalResult, ExampleRecord
 from gpo_core.scoring.task_prompt import task_messages
 from gpo_core.tasks.task import ANSWER_TYPES, Example
 
-__all__ = ["EvalResult", "EvaluationCancelled", "ExampleRecord", "evaluate", "evaluate_many"]
+__all__ = ["EvalResult", "EvaluationCancelled", "ExampleRecord", "evaluate", "evaluate_many", "failed_calls_note",
+           "fill_failed"]
 
 
 class EvaluationCancelled(GPOError):
@@ -42,9 +43,12 @@ class EvaluationCancelled(GPOError):
 
 
 def _safe_complete(model: ChatModel, request: ChatRequest) -> Completion:
-    """model.complete, turning an (off-contract) exception into a failed Completion."""
+    """model.complete, turning an (off-contract) exception into a failed Completion; a
+    :class:`~gpo_core.errors.CallCeilingError` (the step's call ceiling) stops the work."""
     try:
         return model.complete(request)
+    except CallCeilingError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a failing call is recorded, it must not crash the step
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         return Completion(text="", error=reason, attempts=1)
@@ -169,6 +173,7 @@ def evaluate_many(
         records = []
         usage = TokenUsage()
         seen: set[int] = set()
+        spent: list[Completion] = []
         n_correct = n_errors = 0
         for ex, target, (idx, prompt) in zip(examples, targets, row):
             c = completions[idx]
@@ -179,10 +184,12 @@ def evaluate_many(
                 if idx in first_failed:
                     usage.add(first_failed[idx])
                 usage.add(c)
+                spent.append(c)
                 if j is not None and second is not None:
                     if j in second_failed:
                         usage.add(second_failed[j])
                     usage.add(second)
+                    spent.append(second)
             answer = c if second is None else second
             if second is not None and second.error is not None:
                 c = Completion(text=c.text, prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
@@ -225,6 +232,7 @@ def evaluate_many(
             records=records,
             seconds=seconds,
             models=sorted({m for idx, _ in row if (m := completions[idx].model)}),
+            warnings=summarize_warnings(spent),
         )
     return [by_instruction[i] for i in instructions]
 
@@ -233,6 +241,43 @@ def evaluate(instruction: str, examples: list[Example], model: ChatModel, **kwar
     """Score one prompt: :func:`evaluate_many` with a single instruction (same keywords,
     same errors). Returns its :class:`EvalResult`."""
     return evaluate_many([instruction], examples, model, **kwargs)[0]
+
+
+def failed_calls_note(split: str, res: EvalResult) -> str:
+    """One line on a score's failed calls: "test: 4 of 4 calls failed (...): accuracy not
+    measured" or "test: 1 of 4 calls failed (...): accuracy over the 3 answered"."""
+    err = next((r.error for r in res.records if r.error), "unknown error")
+    err = err if len(err) <= 160 else err[:157] + "..."
+    what = ("accuracy not measured" if res.n_answered == 0
+            else f"accuracy over the {res.n_answered} answered")
+    return f"{split}: {res.n_errors} of {res.n} calls failed ({err}): {what}"
+
+
+def fill_failed(old: EvalResult, examples: list[Example], model: ChatModel, **kwargs) -> EvalResult:
+    """Complete a score with failed calls: send again only the examples whose record has an
+    error, keep every answered record as it is, and return the merged result.
+
+    old: the earlier result of one instruction on ``examples`` (its records in example
+    order, one per example; e.g. loaded from the run's records). kwargs: as
+    :func:`evaluate_many` (answer type, position, protocol, ...). The merged result's
+    ``usage``, ``seconds``, ``models`` and ``warnings`` are those of the new calls only (the
+    earlier calls were counted when they were made). Returns ``old`` unchanged when it has
+    no failed record. Raises ConfigError when the records do not match ``examples``."""
+    if len(old.records) != len(examples) or any(r.input != e.input for r, e in zip(old.records, examples)):
+        raise ConfigError(f"{old.split} records", "do not match the split's examples; score the prompt again")
+    failed = [i for i, r in enumerate(old.records) if r.error is not None]
+    if not failed:
+        return old
+    new = evaluate_many([old.instruction], [examples[i] for i in failed], model, split=old.split, **kwargs)[0]
+    records = list(old.records)
+    for i, rec in zip(failed, new.records):
+        records[i] = rec
+    errors = sum(1 for r in records if r.error is not None)
+    correct = sum(1 for r in records if r.error is None and r.correct)
+    answered = len(records) - errors
+    return EvalResult(instruction=old.instruction, split=old.split, accuracy=correct / answered if answered else 0.0,
+                      n=len(records), n_correct=correct, n_errors=errors, usage=new.usage, records=records,
+                      seconds=new.seconds, models=new.models, warnings=new.warnings)
 
 
 def _run_round(requests: list[ChatRequest], model: ChatModel, concurrency: int,

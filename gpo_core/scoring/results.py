@@ -68,7 +68,9 @@ class EvalResult:
     one per example, in example order. seconds: wall time in seconds of the
     :func:`evaluate_many` call that produced it (shared by all prompts scored together,
     since their calls run interleaved). models: the distinct model names the backend
-    reported in its replies (sorted; empty when it names none).
+    reported in its replies (sorted; empty when it names none). warnings: what the calls'
+    :attr:`~gpo_core.models.base.Completion.warnings` said (a cache that could not be
+    written, a usage field that was not a number...), each once with its count.
     """
 
     instruction: str
@@ -81,11 +83,18 @@ class EvalResult:
     records: list[ExampleRecord] = field(default_factory=list)
     seconds: float = 0.0
     models: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_answered(self) -> int:
         """Examples whose call succeeded: ``n - n_errors``."""
         return self.n - self.n_errors
+
+    @property
+    def measured_accuracy(self) -> float | None:
+        """:attr:`accuracy` when at least one example was answered, else None (a score of
+        no answers is no number)."""
+        return self.accuracy if self.n_answered > 0 else None
 
     @property
     def complete(self) -> bool:
@@ -104,6 +113,7 @@ class EvalResult:
             "usage": asdict(self.usage),
             "seconds": self.seconds,
             "models": list(self.models),
+            "warnings": list(self.warnings),
         }
         if include_records:
             d["records"] = [r.to_dict() for r in self.records]
@@ -123,4 +133,5 @@ class EvalResult:
             records=[ExampleRecord.from_dict(r) for r in d.get("records", [])],
             seconds=float(d.get("seconds", 0.0)),
             models=list(d.get("models", [])),
+            warnings=list(d.get("warnings", [])),
         )

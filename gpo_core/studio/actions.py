@@ -20,12 +20,13 @@ from gpo_core.errors import ConfigError
 from gpo_core.optimizer.scorer import Progress
 from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.records import CandidateRecord, StepRecord
+from gpo_core.runs.seeds import SeedSummary
 from gpo_core.settings import RunSettings
 from gpo_core.studio.draft import DraftSettings
 from gpo_core.studio.messages import Flash
 from gpo_core.studio.model_config import ModelConfig
 from gpo_core.studio.runs import Runs
-from gpo_core.studio.views.markup import pct
+from gpo_core.studio.views.run_view import start_scored_text
 from gpo_core.studio.views.step_view import decision_text
 from gpo_core.studio.worker import Job, JobBusyError, JobView
 
@@ -48,6 +49,8 @@ class RunActions:
         self.auto_steps: int = 1
         #: Seconds a submit waits for its job before returning (see QUICK_WAIT_S).
         self.quick_wait_s: float = QUICK_WAIT_S
+        #: Per run id, the summary of its last "Repeat with seeds" (gpo_core.runs.seeds.SeedSummary).
+        self.seed_summaries: dict[str, SeedSummary] = {}
         runs.on_switch = self.forget_outcome
 
     # The job of the open run -----------------------------------------------------------
@@ -89,11 +92,20 @@ class RunActions:
         done = len(session.state.decided_steps) if session is not None else 0
         total = session.config.steps if session is not None else 0
         what = v.label.split(":")[0].rstrip("…").rstrip(".")
+        # Say exactly what is on disk: "every finished step is kept" only when it is true
+        # (a save refused after a take-over or by a full disk keeps less; issue 15, item 7).
+        all_saved = session is None or session.repo.all_saved(session.state)
+        exact = session.repo.kept_text(session.state) if session is not None else ""
         if v.state == "stopped":
-            flash = Flash("info", f"Stopped. Every finished step is kept: {done} of {total} steps done.")
+            kept = f"Every finished step is kept: {done} of {total} steps done." if all_saved else exact
+            flash = Flash("info", f"{v.message or 'Stopped.'} {kept}")
         elif v.state == "failed":
-            kept = f" Every finished step is kept: {done} of {total} steps done." if v.kind != "start" else ""
-            flash = Flash("error", f"{what} failed: {(v.error or 'unknown error').rstrip('.')}.{kept}")
+            error = (v.error or "unknown error").rstrip(".")
+            kept = exact if not all_saved else (
+                f"Every finished step is kept: {done} of {total} steps done." if v.kind != "start" else "")
+            if exact and exact.rstrip(".") in error:
+                kept = ""  # the error already says what is saved
+            flash = Flash("error", f"{what} failed: {error}." + (f" {kept}" if kept else ""))
         elif v.message:
             flash = Flash("success", v.message)
         else:
@@ -121,9 +133,10 @@ class RunActions:
 
     def submit_start(self) -> Job:
         """Score the starting prompt on dev and test, in the background."""
-        def describe(init: dict) -> str:
-            test = f", test {pct(init['test_accuracy'])}" if init.get("test_accuracy") is not None else ""
-            return f"Starting prompt scored: dev {pct(init['dev_accuracy'])}{test}."
+        session = self.runs.require_session()
+
+        def describe(init: dict) -> str:  # with intervals; test hidden while a blind test is
+            return start_scored_text(session.state)
 
         return self._submit("start", "Scoring the starting prompt on dev and test…",
                             lambda s, j: s.start(j.on_progress, j.should_stop), describe)
@@ -142,6 +155,14 @@ class RunActions:
                             lambda s, j: s.propose(j.on_progress, j.should_stop),
                             lambda step: f"Step {step.step}: {len(step.candidates)} candidates ready. "
                                          "Accept one or reject all.")
+
+    def submit_complete_step(self) -> Job:
+        """Send again the dev calls of the pending step that were not answered (issue 15:
+        such a step is not decided until they are), in the background."""
+        return self._submit("step", "Sending the step's unanswered dev calls again…",
+                            lambda s, j: s.complete_step(j.on_progress, j.should_stop),
+                            lambda step: (f"Step {step.step}: every dev call is answered now." if not step.unanswered
+                                          else f"Step {step.step}: {step.unanswered} dev call(s) still unanswered."))
 
     def submit_accept(self, candidate_id: str, text: str | None = None) -> Job:
         """Accept a candidate (hand-edited ``text``: scored on dev first); the chosen prompt
@@ -172,12 +193,50 @@ class RunActions:
         self.runs.require_session()
         self.auto_steps = n = int(n_steps)
 
-        def work(session: GPOSession, job: Job) -> list[StepRecord]:
-            return session.run_auto(n, on_step=lambda st: job.add_log(decision_text(st)),
-                                    on_progress=job.on_progress, should_stop=job.should_stop)
+        stop_notes: list[str] = []
 
-        return self._submit("auto", f"Running {n} steps automatically…", work,
-                            lambda done: f"Ran {len(done)} steps automatically.")
+        def work(session: GPOSession, job: Job) -> list[StepRecord]:
+            done = session.run_auto(n, on_step=lambda st: job.add_log(decision_text(st, session.state)),
+                                    on_progress=job.on_progress, should_stop=job.should_stop)
+            if session.stop_note:  # early stopping (patience): say why the run stopped
+                stop_notes.append(session.stop_note)
+                job.add_log(session.stop_note[:1].upper() + session.stop_note[1:] + ".")
+            return done
+
+        def describe(done: list[StepRecord]) -> str:
+            why = f" {stop_notes[-1][:1].upper()}{stop_notes[-1][1:]}." if stop_notes else ""
+            return f"Ran {len(done)} steps automatically.{why}"
+
+        return self._submit("auto", f"Running {n} steps automatically…", work, describe)
+
+    def submit_seeds(self, seeds: list[int]) -> Job:
+        """Repeat the open run once per seed, in the background (issue 11, item 8): each seed is
+        a new saved run "<run id>-seed<N>" on this run's task, examples and settings (only the
+        seed differs: it draws the exemplars, so the optimizer's samples differ), run to its end
+        with the run's decision policy (:func:`gpo_core.runs.seeds.repeat_runs`; a seed run
+        already saved is resumed, not redone). The summary (final test accuracy: mean, sd,
+        range) is kept in :attr:`seed_summaries` under the run id and is the job's message."""
+        from gpo_core.runs.seeds import MAX_SEEDS, repeat_runs
+        from gpo_core.studio.task_loader import task_from_run
+
+        session = self.runs.require_session()
+        seeds = [int(x) for x in seeds]
+        if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds):
+            raise ConfigError("Seeds", f"give 1 to {MAX_SEEDS} different whole numbers, e.g. 1, 2, 3")
+        run_id, task, settings, store = session.state.run_id, task_from_run(session.state), session.settings, \
+            self.runs.store()
+
+        def work(_s: GPOSession, job: Job):
+            summary = repeat_runs(
+                task, settings, seeds, self.models.build, lambda seed: store.run_dir(f"{run_id}-seed{seed}"),
+                on_seed=lambda r: job.add_log(f"seed {r.seed}: done ({r.steps} steps)"),
+                on_step=lambda seed, st: job.add_log(f"seed {seed}: " + decision_text(st)),
+                should_stop=job.should_stop)
+            self.seed_summaries[run_id] = summary
+            return summary
+
+        return self._submit("seeds", f"Repeating the run with seeds {', '.join(map(str, seeds))}…", work,
+                            lambda summary: summary.lines()[-1][:1].upper() + summary.lines()[-1][1:] + ".")
 
     # In the caller's thread --------------------------------------------------------------
     def reject(self, candidate_id: str, rejected: bool = True) -> CandidateRecord:
@@ -194,6 +253,23 @@ class RunActions:
         """Remove the last step record and restore the prompt from before it."""
         self.require_idle()
         return self.runs.require_session().undo()
+
+    def reveal_test(self, by: str = "user") -> None:
+        """Show the open run's blind test scores from now on ("Reveal test scores", or ``by``
+        "export" when a download reveals them); recorded in the run and saved."""
+        self.require_idle()
+        self.runs.require_session().reveal_test(by)
+
+    def set_spend_caps(self, max_cost: float | None, max_spend_tokens: int | None) -> RunSettings:
+        """Change the open run's spend caps (None: no cap), e.g. raise a cap the run stopped
+        on so it can continue; validated (ConfigError naming the widget), recorded in the
+        run's settings and saved. Refused (JobBusyError) while a job runs on the run."""
+        session = self.runs.require_session()
+        self.require_idle()
+        opt = session.settings.optimizer.replace(max_cost=max_cost, max_spend_tokens=max_spend_tokens).validate("app")
+        new = session.settings.replace(optimizer=opt)
+        session.use_models(session.models, new)
+        return new
 
     def use_draft_models(self) -> RunSettings:
         """Switch the open run to the model settings of the Models page: every later request

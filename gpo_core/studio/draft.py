@@ -22,14 +22,20 @@ def demo_mode() -> bool:
     return os.environ.get(FAKE_MODELS_ENV) == "1"
 
 
+#: In demo mode, the demo optimizer model's name (default "scripted-optimizer"; the browser
+#: test of issue 11 sets "scripted-optimizer-worse", see gpo_core.models.demo.DEMO_MODELS).
+FAKE_OPTIMIZER_ENV = "GPO_STUDIO_FAKE_OPTIMIZER"
+
+
 def initial_settings() -> RunSettings:
     """The draft settings of a new browser session: the defaults for the embedded model,
-    or the demo models in demo mode."""
+    or the demo models in demo mode (the optimizer named by ``GPO_STUDIO_FAKE_OPTIMIZER``)."""
     settings = default_run_settings("local")
     if demo_mode():
+        optimizer = os.environ.get(FAKE_OPTIMIZER_ENV) or "scripted-optimizer"
         settings = settings.replace(
             task_model=settings.task_model.replace(backend="demo", model="scripted-task", concurrency=8),
-            optimizer_model=settings.optimizer_model.replace(backend="demo", model="scripted-optimizer", concurrency=8))
+            optimizer_model=settings.optimizer_model.replace(backend="demo", model=optimizer, concurrency=8))
     return settings
 
 

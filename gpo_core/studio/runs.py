@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import TypeGuard
 
 from gpo_core.errors import ConfigError, GPOError
+from gpo_core.models.cache import default_cache_path
 from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.records import StepRecord
-from gpo_core.runs.repository import RunInUseError, RunStore, default_runs_root, load_run
+from gpo_core.runs.repository import RunInUseError, RunStore, default_runs_root, load_run_and_data
+from gpo_core.runs.storage import preflight
 from gpo_core.studio.draft import DraftSettings
 from gpo_core.studio.messages import Messages
 from gpo_core.studio.model_config import ModelConfig
 from gpo_core.studio.task_loader import TaskDraft
 from gpo_core.studio.worker import JobRegistry
+from gpo_core.tasks.task import TaskSplits
 
 #: What a lease-owner token looks like (it travels in the page address as ``sid``).
 OWNER_PATTERN = re.compile(r"^studio-[0-9a-f]{32}$")
@@ -92,10 +95,25 @@ class Runs:
             raise ConfigError("task", "load a task first (Task page)")
         settings = self.draft.settings.validate("app")
         splits = self.tasks.splits()
+        self.check_storage(splits)
         models = self.models.build(settings)
         run_id = new_run_id()
         return self._switch(GPOSession.create(task, settings, models, splits=splits, run_id=run_id,
                                               run_dir=self.store().run_dir(run_id), owner=self.owner))
+
+    def check_storage(self, splits: TaskSplits | None = None) -> None:
+        """Before a run is created (and any model call spent): the runs folder and, when
+        responses are cached, the cache folder can be written and have room for the run's
+        examples. StorageError naming the folder and the fix otherwise."""
+        groups = [splits.train, splits.dev, splits.test] if splits is not None else []
+        need = 2 * sum(len(e.input) + len(e.target) for g in groups for e in g)
+        preflight(self.root, need, what="the run",
+                  fix="Make it writable, or set GPO_HOME to a writable folder and restart the app.")
+        if self.models.override is None and self.models.use_cache:
+            cache_dir = Path(self.models.provider.cache_path or default_cache_path()).parent
+            preflight(cache_dir, what="the response cache",
+                      fix="Make it writable, set GPO_HOME to a writable folder, or untick \"Reuse cached "
+                          "responses\" on the Models page.")
 
     def saved(self) -> list[dict]:
         """Saved runs, newest first (see RunStore.list_runs)."""
@@ -120,7 +138,8 @@ class Runs:
                                     "open it anyway to take it over")
             session = live
         else:
-            saved = load_run(run_dir).settings  # the run continues on the models it was made with
+            # the run continues on the models it was made with (run.json only: data.json is read once, below)
+            saved = load_run_and_data(run_dir, with_data=False)[0].settings
             session = GPOSession.open(run_dir, self.models.build(saved), owner=self.owner, take_over=take_over)
         self._switch(session)
         self.tasks.load_from_run(session.state, seed=session.settings.splits.seed)
@@ -147,5 +166,12 @@ class Runs:
         return self.session.state.pending_step or self.session.state.steps[-1]
 
     def records(self, key: str, split: str = "dev") -> list[dict]:
-        """Per-example records of a scored prompt ("initial" or a candidate id)."""
+        """Per-example records of a scored prompt ("initial" or a candidate id); [] when none
+        were kept or their file cannot be read (then :meth:`records_problem` says why)."""
         return self.require_session().records(key, split)
+
+    def records_problem(self, key: str, split: str = "dev") -> str | None:
+        """Why the records of ``key`` on ``split`` cannot be shown (a damaged file, a link, a
+        disk fault: one line naming the file), or None. The page still draws; only those
+        per-example results are marked unreadable."""
+        return self.require_session().repo.records_problem(key, split)

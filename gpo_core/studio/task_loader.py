@@ -13,6 +13,7 @@ from gpo_core.errors import ConfigError, GPOError, TaskFormatError
 from gpo_core.runs.records import RunState
 from gpo_core.settings import SplitSettings, default_run_settings
 from gpo_core.studio.draft import DraftSettings
+from gpo_core.tasks.decoding import DEFAULT_MAX_BYTES, too_big
 from gpo_core.tasks.io import guess_columns, list_sample_tasks, load_task, load_task_bytes, preview_columns
 from gpo_core.tasks.splits import split_task
 from gpo_core.tasks.task import ANSWER_TYPES, INSTRUCTION_POSITIONS, Example, Task, TaskSplits
@@ -94,7 +95,12 @@ class TaskDraft:
 
     def preview_upload(self, data: bytes, filename: str) -> UploadPreview:
         """Parse an uploaded file's columns and first rows for the mapping step.
-        Raises TaskFormatError naming file, line and field; the loaded task is unchanged."""
+        Raises TaskFormatError naming file, line and field; the loaded task is unchanged and
+        the previous upload's preview is cleared (a refused file never leaves the previous
+        one ready to load: issue 15, item 9)."""
+        if len(data) > DEFAULT_MAX_BYTES:
+            self.upload = None
+            raise TaskFormatError(filename, too_big(len(data), DEFAULT_MAX_BYTES))
         digest = hashlib.sha256(data).hexdigest()
         if self.upload is not None and self.upload.digest == digest and self.upload.filename == filename:
             return self.upload
@@ -110,6 +116,7 @@ class TaskDraft:
         return self.upload
 
     def clear_upload(self) -> None:
+        """Forget the previewed upload (the uploader was emptied, or its file refused)."""
         self.upload = None
 
     def load_upload(self, input_column: str, target_column: str, answer_type: str | None = None) -> Task:

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from gpo_core.costs.spend import SpendCapReached
 from gpo_core.errors import GPOError
+from gpo_core.runs.storage import storage_error
 from gpo_core.scoring.evaluation import EvaluationCancelled
 
 __all__ = ["Job", "JobBusyError", "JobRegistry", "JobView", "REGISTRY"]
@@ -157,11 +159,16 @@ class Job:
                 state = "stopped"
             elif describe is not None:
                 message = describe(result)
+        except SpendCapReached as e:  # the run's spend cap: a clean stop at a call boundary, saying why
+            state, message = "stopped", f"Stopped: {e}."
         except EvaluationCancelled:
             state = "stopped" if self.stop_event.is_set() else "failed"
             error = None if state == "stopped" else "the work was cancelled"
         except GPOError as e:
             state, error = "failed", str(e)
+        except OSError as e:  # a disk fault no layer named: still one line with the file and the fix
+            log.exception("job %s (%s) on run %s failed on the disk", self.id, self.kind, self.run_id)
+            state, error = "failed", str(storage_error(e.filename or "a file of the run", e, ""))
         except Exception as e:  # noqa: BLE001 - a worker must never die silently
             log.exception("job %s (%s) on run %s failed", self.id, self.kind, self.run_id)
             state, error = "failed", f"unexpected {type(e).__name__}: {e}"

@@ -38,3 +38,8 @@ def split_counts(splits: TaskSplits) -> dict[str, int]:
 def models_frame(active: list[dict]) -> pd.DataFrame:
     """The active models (rows from ModelConfig.active)."""
     return pd.DataFrame(active, columns=["role", "backend", "model", "where"])
+
+
+def embedded_frame(rows: list[dict]) -> pd.DataFrame:
+    """The embedded models (rows from ModelConfig.embedded_models): size, licence, status, weights."""
+    return pd.DataFrame(rows, columns=["model", "size", "licence", "status", "weights"])
