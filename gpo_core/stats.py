@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Proportion", "correct_count", "diff_interval", "mean_spread", "mcnemar_exact", "paired_counts",
-           "wilson_interval"]
+           "paired_examples", "wilson_interval"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -74,21 +74,20 @@ def _key(r: Mapping[str, Any]) -> tuple[str, str]:
     return str(r.get("input", "")), str(r.get("target", ""))
 
 
-def paired_counts(base_records: Iterable[Mapping[str, Any]],
-                  cand_records: Iterable[Mapping[str, Any]]) -> tuple[int, int, int]:
-    """Compare two prompts on the examples both answered: ``(fixed, broken, both_answered)``.
+def paired_examples(base_records: Iterable[Mapping[str, Any]], cand_records: Iterable[Mapping[str, Any]]
+                    ) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """The examples two prompts both answered, as ``(base_record, cand_record)`` pairs in the
+    candidate's order.
 
     Records are per-example dicts with "input", "target", "correct" and "error" (as saved by
     the scorer, see :class:`gpo_core.scoring.results.ExampleRecord`); examples are matched by
     (input, target), each used once in order (a repeated example pairs with its repeat).
-    Examples where either call failed ("error" set) or that only one side scored are left
-    out. fixed: wrong with the base prompt, right with the candidate; broken: right with the
-    base, wrong with the candidate; both_answered: examples compared (counts of examples).
+    Examples where either call failed ("error" set) or that only one side scored are left out.
     """
     pending: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in base_records:
         pending.setdefault(_key(r), []).append(r)
-    fixed = broken = both = 0
+    pairs = []
     for r in cand_records:
         queue = pending.get(_key(r))
         if not queue:
@@ -96,6 +95,19 @@ def paired_counts(base_records: Iterable[Mapping[str, Any]],
         base = queue.pop(0)
         if base.get("error") or r.get("error"):
             continue
+        pairs.append((base, r))
+    return pairs
+
+
+def paired_counts(base_records: Iterable[Mapping[str, Any]],
+                  cand_records: Iterable[Mapping[str, Any]]) -> tuple[int, int, int]:
+    """Compare two prompts on the examples both answered (:func:`paired_examples`):
+    ``(fixed, broken, both_answered)``. fixed: wrong with the base prompt, right with the
+    candidate; broken: right with the base, wrong with the candidate; both_answered: examples
+    compared (counts of examples).
+    """
+    fixed = broken = both = 0
+    for base, r in paired_examples(base_records, cand_records):
         both += 1
         was, now = bool(base.get("correct")), bool(r.get("correct"))
         fixed += int(now and not was)

@@ -186,6 +186,15 @@ def test_prices_are_overridden_by_gpo_home_then_by_a_file(tmp_path, monkeypatch)
     assert table.price_for(ModelSettings()) is FREE  # the embedded model
 
 
+def test_a_price_table_entry_naming_the_embedded_model_prices_local_compute(tmp_path):
+    """The embedded model is free unless the user's table names it (to value local compute)."""
+    local = ModelSettings()
+    mine = tmp_path / "mine.toml"
+    mine.write_text(f'as_of = "2026-11-22"\n[models."{local.model}"]\ninput = 0.5\noutput = 1.5\n')
+    price = load_prices(mine).price_for(local)
+    assert price is not FREE and (price.input, price.output) == (0.5, 1.5)
+
+
 def test_a_bad_price_file_is_refused_naming_the_file_line_and_field(tmp_path):
     bad = tmp_path / "p.toml"
     bad.write_text('as_of = "2026-01-01"\n[models."x"]\ninput = \n')

@@ -73,13 +73,16 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 @contextlib.contextmanager
-def _serve(home: Path):
-    """``streamlit run app.py`` on the slowed demo models with ``home`` as GPO_HOME: its URL."""
+def _serve(home: Path, demo_models: bool = True):
+    """``streamlit run app.py`` with ``home`` as GPO_HOME: its URL. demo_models: on the slowed
+    demo models (True), or on real model clients (no OpenAI variables from this process)."""
     log = home / f"streamlit-{time.monotonic_ns()}.log"
     port = _free_port()
-    env = dict(os.environ, GPO_STUDIO_FAKE_MODELS="1", GPO_STUDIO_FAKE_LATENCY=str(LATENCY_S), GPO_HOME=str(home),
-               HF_HUB_OFFLINE="1")
-    env.pop("OPENAI_API_KEY", None)
+    env = dict(os.environ, GPO_HOME=str(home), HF_HUB_OFFLINE="1")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GPO_STUDIO_FAKE_MODELS", "GPO_STUDIO_FAKE_LATENCY"):
+        env.pop(name, None)
+    if demo_models:
+        env.update(GPO_STUDIO_FAKE_MODELS="1", GPO_STUDIO_FAKE_LATENCY=str(LATENCY_S))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

@@ -165,9 +165,10 @@ def _tokens_after(steps: int) -> int:
 
 @pytest.mark.timeout(300)
 def test_a_run_stopped_by_its_spend_cap_keeps_its_steps_and_resumes_with_a_raised_cap(tmp_path):
-    """The demo models cost nothing per token, so the cap here is the token cap; the dollar cap
-    takes the same path (tests/test_app_trust.py runs it on a priced model). A server of its
-    own: answers cached by another test would be free and move the stop."""
+    """A tiny dollar cap (the issue's ``--max-cost``): the demo models are priced in the user's
+    price table ($GPO_HOME/prices.toml, $10,000 per million tokens, so a cent is one token and
+    the cap lands inside step 2). A server of its own: answers cached by another test would be
+    free and move the stop."""
     import json
 
     from playwright.sync_api import expect, sync_playwright
@@ -175,7 +176,12 @@ def test_a_run_stopped_by_its_spend_cap_keeps_its_steps_and_resumes_with_a_raise
     _need_browser()
     home = tmp_path / "home"
     home.mkdir()
-    cap = (_tokens_after(1) + _tokens_after(2)) // 2  # reached during step 2
+    cap = (_tokens_after(1) + _tokens_after(2)) // 2  # tokens, reached during step 2
+    dollars = round(cap / 100, 2)  # at $0.01 a token
+    (home / "prices.toml").write_text(
+        'as_of = "2026-11-22"\nsource = "this test"\n'
+        '[models."scripted-task"]\ninput = 10000.0\noutput = 10000.0\n'
+        '[models."scripted-optimizer-worse"]\ninput = 10000.0\noutput = 10000.0\n', encoding="utf-8")
     csv_path = tmp_path / "sums.csv"
     csv_path.write_bytes(arithmetic_csv(24))
     with _worse_env(), _serve(home) as url, sync_playwright() as p:
@@ -188,14 +194,16 @@ def test_a_run_stopped_by_its_spend_cap_keeps_its_steps_and_resumes_with_a_raise
             page.get_by_role("link", name="Optimize").first.click()
             _set_number(page, "Total steps T", 3)
             _set_number(page, "Candidates per step", 2)
-            _set_number(page, "Spend cap (tokens)", cap)
+            box = page.get_by_label("Spend cap ($)", exact=True)
+            box.fill(f"{dollars:.2f}")
+            box.press("Enter")
             page.get_by_role("button", name="Create the run and score the starting prompt").click()
             expect(page.get_by_text("Starting prompt scored")).to_be_visible()
             run_id = re.search(r"run=([\w.-]+)", page.url).group(1)
             _set_number(page, "Steps", 3)
             page.get_by_role("button", name="Run N steps automatically").click()
-            expect(page.get_by_text(re.compile(r"^Stopped: spend cap reached: [\d,]+ tokens spent of a "
-                                               rf"{cap:,}-token cap\. Every finished step is kept: 1 of 3 steps done"))
+            expect(page.get_by_text(re.compile(r"^Stopped: spend cap reached: \$[\d.]+ spent of a "
+                                               rf"\${dollars:g} cap\. Every finished step is kept: 1 of 3 steps done"))
                    ).to_be_visible()
             saved = json.loads((home / "runs" / run_id / "run.json").read_text(encoding="utf-8"))
             assert [s["step"] for s in saved["steps"] if s.get("decision")] == [1]
@@ -204,7 +212,7 @@ def test_a_run_stopped_by_its_spend_cap_keeps_its_steps_and_resumes_with_a_raise
 
             # raise the cap (0: none) on this run, and continue: the run resumes from step 2
             caps = page.locator(".st-key-caps_box")
-            box = caps.get_by_label("Spend cap (tokens)", exact=True)
+            box = caps.get_by_label("Spend cap ($)", exact=True)
             box.fill("0")
             box.press("Enter")
             caps.get_by_role("button", name="Apply to this run").click()
@@ -214,6 +222,6 @@ def test_a_run_stopped_by_its_spend_cap_keeps_its_steps_and_resumes_with_a_raise
             expect(page.get_by_text("All 3 steps are done.")).to_be_visible()
             saved = json.loads((home / "runs" / run_id / "run.json").read_text(encoding="utf-8"))
             assert [s["step"] for s in saved["steps"] if s.get("decision")] == [1, 2, 3]
-            assert saved["settings"]["optimizer"]["max_spend_tokens"] is None
+            assert saved["settings"]["optimizer"]["max_cost"] is None
         finally:
             browser.close()

@@ -14,29 +14,23 @@ real OpenAIChatModel clients.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from test_e2e_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    _free_port,
     _load_the_csv,
     _need_browser,
+    _serve,
     _set_number,
-    _wait_healthy,
 )
 
 from gpo_testkit.fake_openai_server import FakeOpenAIServer
 
-from app_support import ROOT, arithmetic_csv
+from app_support import arithmetic_csv
 
 pytestmark = pytest.mark.browser
 
@@ -44,31 +38,9 @@ GOOD_KEY = "sk-two-users-good-key-000111"
 BAD_KEY = "sk-two-users-refused-key-999"
 
 
-@contextlib.contextmanager
 def _serve_real(home: Path):
     """``streamlit run app.py`` with real model clients (no demo models), GPO_HOME ``home``."""
-    log = home / f"streamlit-{time.monotonic_ns()}.log"
-    port = _free_port()
-    env = dict(os.environ, GPO_HOME=str(home), HF_HUB_OFFLINE="1")
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GPO_STUDIO_FAKE_MODELS", "GPO_STUDIO_FAKE_LATENCY"):
-        env.pop(name, None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_healthy(url, proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    return _serve(home, demo_models=False)
 
 
 def _settle(page) -> None:

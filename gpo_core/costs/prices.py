@@ -13,7 +13,7 @@ standard library's :mod:`tomllib`)::
 
 A model is matched by its configured name, or as a dated snapshot of a listed name
 ("gpt-4o-mini-2024-07-18", "gpt-4-0613"). The embedded model (backend ``local``) and the
-demo models cost 0. Anything else without an entry has no price (None): estimates then
+demo models cost 0 unless the table names them. Anything else without an entry has no price (None): estimates then
 show no dollar figure and a dollar cap is refused, rather than guessing.
 """
 
@@ -71,13 +71,14 @@ class PriceTable:
                 "and override with --prices FILE or $GPO_HOME/prices.toml")
 
     def price_for(self, model: ModelSettings) -> Price | None:
-        """The price of ``model``'s calls: FREE for the embedded and demo backends, the
-        table's entry for its name (or a dated snapshot of a listed name), else None."""
-        if model.backend in ("local", "demo"):
-            return FREE
+        """The price of ``model``'s calls: the table's entry for its name (or a dated snapshot
+        of a listed name); else FREE for the embedded and demo backends (an entry naming one,
+        e.g. to price local compute, wins), else None."""
         name = model.model.strip()
         if name in self.prices:
             return self.prices[name]
+        if model.backend in ("local", "demo"):
+            return FREE
         base = max((k for k in self.prices if name.startswith(k) and _SNAPSHOT.match(name[len(k):])),
                    key=len, default=None)
         return self.prices[base] if base is not None else None

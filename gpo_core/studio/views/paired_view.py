@@ -17,6 +17,7 @@ import pandas as pd
 from gpo_core.optimizer.policies import current_accuracy
 from gpo_core.optimizer.proposer import current_key
 from gpo_core.runs.records import CandidateRecord, RunState, StepRecord
+from gpo_core.stats import paired_examples
 
 __all__ = ["REGRESSION_COLUMNS", "accept_question", "p_text", "paired_text", "records_key", "regression_for",
            "regression_frame", "verdict"]
@@ -110,10 +111,6 @@ def accept_question(step: StepRecord, cand: CandidateRecord, state: RunState) ->
     return " ".join(parts) + " Accept anyway?" if parts else None
 
 
-def _key(r: Mapping[str, Any]) -> tuple[str, str]:
-    return str(r.get("input", "")), str(r.get("target", ""))
-
-
 def _answer(r: Mapping[str, Any]) -> str:
     a = r.get("parsed_answer")
     return "(no answer)" if a is None or a == "" else str(a)
@@ -125,17 +122,8 @@ def regression_frame(base_records: list[dict], cand_records: list[dict]) -> pd.D
     each prompt's parsed answer and its raw reply. Fixed first, then broken, in dev order.
     Examples are paired as :func:`gpo_core.stats.paired_counts` pairs them (by input and
     target, each used once); failed calls are left out. Empty when nothing changed."""
-    pending: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for r in base_records:
-        pending.setdefault(_key(r), []).append(r)
     fixed, broken = [], []
-    for r in cand_records:
-        queue = pending.get(_key(r))
-        if not queue:
-            continue
-        base = queue.pop(0)
-        if base.get("error") or r.get("error"):
-            continue
+    for base, r in paired_examples(base_records, cand_records):
         was, now = bool(base.get("correct")), bool(r.get("correct"))
         if was == now:
             continue
