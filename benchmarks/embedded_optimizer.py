@@ -309,7 +309,7 @@ def pct(a: int, b: int) -> str:
 def rejudge(results: dict) -> None:
     """Judge every stored optimizer reply again with the current :func:`judge` (replies and
     meta-prompts are deterministic, so the rule can change without new model calls)."""
-    for r in (results.get("optimizer") or []) + (results.get("optimizer_grammar_only") or []):
+    for r in [r for key in OPTIMIZER_VARIANTS for r in results.get(key) or []]:
         if "error" in r:
             continue
         metas = meta_prompts(max(r["calls"], r["ungrammared"]["calls"]))
@@ -329,10 +329,18 @@ def report(results: dict) -> list[str]:
     default_opt = default_model_settings("optimizer", "local").model
     lines = [f"# Embedded models (issue 14), {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores shared "
              f"with other work (1-min load average beside each number)", ""]
-    for key, title in (("optimizer", "as the engine sends it to embedded models: system message + reply grammar"),
-                       ("optimizer_grammar_only", "reply grammar only, no system message (an earlier variant)")):
+    for key, title in OPTIMIZER_VARIANTS.items():
         lines += optimizer_table(results.get(key), title, default_opt)
     return lines + other_tables(results)
+
+
+#: Result keys of the optimizer part: the engine's path, then earlier variants kept for comparison.
+OPTIMIZER_VARIANTS = {
+    "optimizer": "as the engine sends it to embedded models: system message + reply grammar",
+    "optimizer_variant_no_colon": "earlier variant: the same, but no colon anywhere (cut off 'in the format:')",
+    "optimizer_variant_first_system": "earlier variant: a first system message, 80-word grammar admitting colons",
+    "optimizer_variant_grammar_only": "earlier variant: 80-word grammar only, no system message",
+}
 
 
 def optimizer_table(rows: list[dict] | None, title: str, default_opt: str) -> list[str]:
@@ -442,8 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         print(f"== {part} (load {load1()})", file=sys.stderr, flush=True)
         if part in ("optimizer", "task", "threads"):
-            results[part] = [run_child(part, "--model", m, *common) for m in models
-                             if part != "threads" or m == models[-1] or len(models) == 1]
+            fresh = [run_child(part, "--model", m, *common) for m in models
+                     if part != "threads" or m == models[-1] or len(models) == 1]
+            names = {r.get("model") for r in fresh}  # other models' earlier results are kept
+            kept = [r for r in results.get(part) or [] if r.get("model") not in names]
+            order = {m: i for i, m in enumerate(EMBEDDED_MODELS)}
+            results[part] = sorted(kept + fresh, key=lambda r: order.get(r.get("model"), 99))
         elif part == "memory":
             results["memory"] = run_child("memory")
         elif part == "step":

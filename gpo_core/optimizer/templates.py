@@ -65,8 +65,10 @@ class Layout:
         """A GBNF grammar (llama.cpp's grammar format, ``llama_cpp.LlamaGrammar``) that
         admits exactly one reply shape: this layout's open tag, one single-paragraph
         instruction of :data:`GRAMMAR_MIN_WORDS` to :data:`GRAMMAR_MAX_WORDS` words (single
-        spaces, no tag bracket, no line break; the first word starts with a letter), and the
-        close tag. Used for embedded optimizer models only (remote models get the
+        spaces; no tag bracket or line break; the first word starts with a letter; a colon
+        only at the end of a lower-case word, as in "in the format: YYYY-MM-DD", so no
+        field label such as "Review:", "Input:" or "Output:" can start an echo of the
+        exemplars), and the close tag. Used for embedded optimizer models only (remote models get the
         meta-prompt unconstrained)."""
         return REPLY_GRAMMAR.format(open=_gbnf_literal(self.open_tag), close=_gbnf_literal(self.close_tag),
                                     more_min=GRAMMAR_MIN_WORDS - 1, more_max=GRAMMAR_MAX_WORDS - 1)
@@ -74,22 +76,22 @@ class Layout:
 
 #: The system message embedded optimizer models get before the meta-prompt (ours; remote
 #: models get the meta-prompt alone). Measured on Qwen2.5-Coder-1.5B (benchmarks/
-#: embedded_optimizer.py): without it the model often copies an exemplar's input as its
-#: "prompt", which the echo filter then refuses.
-EMBEDDED_OPTIMIZER_SYSTEM = ("You improve instructions (prompts) for a language model. Reply with one new instruction "
-                             "that tells the model how to solve every example of the task and how to format its "
-                             "answer. Never copy an example's input or output, and never repeat an earlier prompt "
-                             "word for word.")
+#: embedded_optimizer.py): without it the model often copies an exemplar's input or the
+#: meta-prompt's own sentences as its "prompt", which the echo filter then refuses.
+EMBEDDED_OPTIMIZER_SYSTEM = ("You write instructions for a language model that solves a task. Reply with one short, "
+                             "general instruction (at most 30 words) telling it how to solve every example and "
+                             "exactly how to write its answer. Do not quote the examples, the answers or this "
+                             "message, and do not repeat an earlier prompt.")
 
 #: Bounds (words) of the instruction a reply grammar admits.
 GRAMMAR_MIN_WORDS = 4
-GRAMMAR_MAX_WORDS = 80
+GRAMMAR_MAX_WORDS = 40
 #: The reply grammar of :meth:`Layout.reply_grammar` (GBNF; ``{open}``/``{close}`` are the
 #: layout's tags as GBNF string literals). Words are at most 40 characters.
 REPLY_GRAMMAR = """root ::= {open} " "? instruction " "? {close}
 instruction ::= first (" " word){{{more_min},{more_max}}}
-first ::= [A-Za-z] [^ <>\\n\\r\\t]{{0,39}}
-word ::= [^ <>\\n\\r\\t]{{1,40}}
+first ::= [A-Za-z] [^ <>:\\n\\r\\t]{{0,39}}
+word ::= [a-z] [^ <>:\\n\\r\\t]{{0,38}} ":"? | [^a-z <>:\\n\\r\\t] [^ <>:\\n\\r\\t]{{0,39}}
 """
 
 
