@@ -61,7 +61,8 @@ def _use_the_server(page, base_url: str, key: str) -> None:
     for attempt in range(3):
         for i in range(2):  # task model, then optimizer model
             page.get_by_text("OpenAI-compatible server", exact=True).nth(i).click()
-            expect(page.get_by_label("Base URL", exact=True)).to_have_count(i + 1)   # the role switched
+            # the role switched (on a retry both may already be switched: wait for this role's box)
+            expect(page.get_by_label("Base URL", exact=True).nth(i)).to_be_visible()
             _settle(page)
             for label, value in (("Model", "fake-model"), ("Base URL", base_url)):
                 box = page.get_by_label(label, exact=True).nth(i)
