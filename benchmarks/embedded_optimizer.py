@@ -357,7 +357,8 @@ def optimizer_table(rows: list[dict] | None, title: str, default_opt: str) -> li
             u = r["ungrammared"]
             lines.append(f"| {r['model']} | {r['calls']} | {pct(r['usable'], r['calls'])} | "
                          f"{pct(r['new'], r['calls'])} | {goal} | {r['median_s']:.1f} | {r['prefill_tps']} | "
-                         f"{r['decode_tps']} | {r['peak_rss_mb']} | {r['load1_median']} | {u['usable']}/{u['calls']} |")
+                         f"{r['decode_tps']} | {r['peak_rss_mb']} | {r['load1_median']:.1f} | "
+                         f"{u['usable']}/{u['calls']} |")
         lines.append("")
     return lines
 

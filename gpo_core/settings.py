@@ -224,11 +224,11 @@ class ModelPreset:
 #: default is the fastest task model with which GPO measurably improves the sample tasks).
 MODEL_PRESETS: dict[str, ModelPreset] = {
     # step_seconds: benchmarks/embedded_optimizer.py, one step of 4 candidates x 16 dev examples on
-    # review_sentiment, 2 CPU cores shared with other work (load 6.5 and 2.2): an upper figure.
+    # review_sentiment, 2 CPU cores shared with other work (load 2.6 and 2.2).
     "fast": ModelPreset("fast", "Fast", task_model=SMOLLM2_135M, optimizer_model=QWEN_CODER_1_5B,
-                        step_seconds=139.0, measured="measured on 2 busy CPU cores, 4 candidates x 16 dev examples"),
+                        step_seconds=93.0, measured="2 shared CPU cores, load 2.6, 4 candidates x 16 dev examples"),
     "capable": ModelPreset("capable", "Capable", task_model=QWEN_CODER_1_5B, optimizer_model=QWEN_CODER_1_5B,
-                           step_seconds=157.0, measured="measured on 2 busy CPU cores, 4 candidates x 16 dev examples"),
+                           step_seconds=277.0, measured="2 shared CPU cores, load 2.2, 4 candidates x 16 dev examples"),
 }
 DEFAULT_MODEL_PRESET = "capable"
 
