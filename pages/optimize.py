@@ -502,6 +502,11 @@ st.dataframe(step_view.retrieved_frame(step), hide_index=True, width="stretch",
 meta_box = st.expander("Meta-prompt sent to the optimizer model", key="meta_box", on_change="rerun")
 with meta_box:
     if meta_box.open:
+        if step.optimizer_system:
+            st.caption("System message sent before the meta-prompt (embedded optimizer models only; ours, not the "
+                       "paper's)")
+            st.code(step.optimizer_system, language=None, wrap_lines=True)
+            st.caption("Meta-prompt")
         st.code(step.meta_prompt, language=None, wrap_lines=True)
         st.caption("Optimizer replies and how candidates were extracted")
         st.dataframe(step_view.optimizer_calls_frame(step), hide_index=True, width="stretch")

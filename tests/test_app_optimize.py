@@ -92,6 +92,17 @@ def test_starting_prompt_is_scored_first(tmp_path):
     assert not at.button(key="next_step").disabled
 
 
+def test_the_meta_prompt_box_shows_the_system_message_an_embedded_optimizer_got(tmp_path):
+    studio, at = _stepped(tmp_path)
+    step = studio.runs.session.state.pending_step
+    step.optimizer_system = "You write instructions for a language model."  # as an embedded optimizer's step records
+    at.session_state["meta_box"] = True
+    at.run()
+    meta = next(e for e in at.expander if e.label.startswith("Meta-prompt"))
+    assert [c.value for c in meta.code[:2]] == [step.optimizer_system, step.meta_prompt]
+    assert any("System message sent before the meta-prompt" in c.value for c in meta.caption)
+
+
 def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
     studio, at = _stepped(tmp_path)
     at.session_state["schedule_box"] = True  # open the schedule chart and the meta-prompt
@@ -112,7 +123,7 @@ def test_next_step_shows_budget_retrieved_prompts_and_candidates(tmp_path):
     assert retrieved["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-3)
     # meta-prompt, collapsed
     meta = next(e for e in at.expander if e.label.startswith("Meta-prompt"))
-    assert "Let's think step by step." in meta.code[0].value  # the current prompt (wording: the template's)
+    assert "Let's think step by step." in meta.code[-1].value  # the current prompt (wording: the template's)
     # candidates with measured edit distances vs the budget and dev accuracy
     cands = _frame(at, "edit distance")
     assert len(cands) == 2

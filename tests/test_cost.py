@@ -67,6 +67,18 @@ def test_estimated_calls_equal_the_calls_a_scripted_run_makes(tmp_path, protocol
     assert est.calls == s.spend().calls
 
 
+def test_the_time_a_step_is_its_optimizer_calls_plus_its_dev_and_test_scoring():
+    # 3 candidates x 8 dev + 10 test task calls at 2 s, 3 optimizer calls at 10 s: 30 + 68 = 98 s,
+    # whatever the number of steps; one call at a time as on the embedded model.
+    from gpo_core.studio.views.cost_view import estimate_metrics
+
+    for steps in (1, 4):
+        settings = run_settings(steps=steps, candidates=3, protocol="single", concurrency=1)
+        est = estimate_run(settings, parity_task(), splits=parity_splits(), latency_s={"optimizer": 10.0, "task": 2.0})
+        assert est.step_seconds == pytest.approx(98.0)
+    assert estimate_metrics(est)["Time a step"] == "about 98 s"
+
+
 def test_the_estimate_counts_the_real_prompts_of_the_task(tmp_path):
     """The starting prompt's task calls and step 1's meta-prompt are known before the run:
     their counted tokens equal what the (word-counting) scripted models reported."""

@@ -97,7 +97,9 @@ class RunEstimate:
     and test examples, the scoring ``protocol``, whether the starting prompt is still to be
     scored (``includes_start``), ``racing``; ``notes``: the assumptions and caveats, one line
     each; ``prices_note``: where the prices come from and as of when; ``pending``: a saved
-    run's pending step is decided first."""
+    run's pending step is decided first. ``step_seconds``: wall time of one step in seconds
+    (its optimizer calls, its candidates on dev and the chosen prompt on test), what the
+    Optimize page shows as the time a step."""
 
     roles: dict[str, RoleEstimate]
     steps: int
@@ -111,6 +113,7 @@ class RunEstimate:
     notes: list[str] = field(default_factory=list)
     prices_note: str = ""
     pending: bool = False
+    step_seconds: float = 0.0
 
     @property
     def calls(self) -> int:
@@ -381,6 +384,8 @@ def estimate_run(settings: RunSettings | None = None, task: Task | None = None, 
                                  t_known, token_method=tc.method, exact_tokens=tc.exact)
 
     # ---- time and money
+    step_calls = {"optimizer": float(n), "task": (scored_per_step * k_dev + k_test) * cpe}
+    step_seconds = 0.0
     for role, model, meas in (("optimizer", om, o_meas), ("task", tm, t_meas)):
         r = roles[role]
         per_prompt = r.prompt_tokens / r.calls if r.calls else 0.0
@@ -389,6 +394,7 @@ def estimate_run(settings: RunSettings | None = None, task: Task | None = None, 
         cap = n if role == "optimizer" else max(1, model.concurrency)
         r.workers = 1 if model.backend == "local" else max(1, min(model.concurrency, cap))
         r.seconds = r.calls * latency / r.workers
+        step_seconds += step_calls[role] * latency / r.workers
         r.latency_basis = basis + (f", {r.workers} in flight" if r.workers > 1 else "")
         price = prices.price_for(model)
         r.dollars = None if price is None else price.dollars(r.prompt_tokens, r.completion_tokens)
@@ -408,7 +414,8 @@ def estimate_run(settings: RunSettings | None = None, task: Task | None = None, 
     if not math.isfinite(o_prompt):  # pragma: no cover - defensive
         raise ValueError("estimate overflow")
     return RunEstimate(roles, len(steps), opt.steps, n, k_dev, k_test, opt.protocol, includes_start, opt.racing,
-                       notes, prices.note, pending=state is not None and state.pending_step is not None)
+                       notes, prices.note, pending=state is not None and state.pending_step is not None,
+                       step_seconds=step_seconds)
 
 
 def recent_runs(root: Path | None = None, limit: int = 10) -> list[RunState]:

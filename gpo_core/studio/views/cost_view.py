@@ -22,11 +22,19 @@ def money(dollars: float | None) -> str:
     return f"${dollars:.4f}" if dollars < 1 else f"${dollars:,.2f}"
 
 
+def duration(seconds: float) -> str:
+    """"about 40 s" below two minutes, else "about 2.3 min"; "under a second" near 0."""
+    if seconds < 1:
+        return "under a second"
+    return f"about {seconds:.0f} s" if seconds < 120 else f"about {seconds / 60:.1f} min"
+
+
 def estimate_metrics(est: RunEstimate) -> dict[str, str]:
     """The estimate's headline figures (label -> value): model calls (an upper bound),
-    prompt + completion tokens, minutes, dollars."""
+    prompt + completion tokens, the time of one step and of the whole run, dollars."""
     return {"Model calls (at most)": f"{est.calls:,}",
             "Tokens (prompt + completion)": f"{est.prompt_tokens:,} + {est.completion_tokens:,}",
+            "Time a step": duration(est.step_seconds),
             "Time": f"about {est.minutes:.1f} min" if est.minutes >= 0.1 else "under a minute",
             "Cost": money(est.dollars)}
 

@@ -1,0 +1,188 @@
+"""Issue 14: does GPO improve prompts offline, on the default embedded preset, at app-like sizes?
+
+For each task and seed it runs GPO exactly as a user of the command line would
+(``python -m gpo_core run``, the default model preset, 4 candidates a step, 16 dev and 16 test
+examples, the app's quick sizes except the step count, which ``--steps`` sets) and compares
+the run's honest final prompt (:func:`gpo_core.runs.final.compare_final_with_start`: the best
+dev accuracy among the start and the chosen prompts) with the starting instruction on the
+test split: both accuracies with 95% Wilson intervals, the examples fixed and broken, and the
+exact McNemar p (:mod:`gpo_core.stats`). Goal (issue 14): the final prompt beats the start
+significantly (p < 0.05, more fixed than broken) on at least 3 tasks.
+
+Tasks: the sample tasks whose conventions only an instruction conveys (``sample_tasks/``) and
+the six BIG-Bench Hard tasks of the quality benchmark, read in place from ``../shared/data/bbh``
+(never copied). Every run folder is kept under ``--work``; a finished run is not run again
+and an interrupted one is resumed (``--resume``), so the script can be stopped and restarted.
+Results are rewritten after every run: ``offline_quality.md`` (table), ``.json`` (rows,
+settings, machine) and ``.png`` (chart, when plotly's kaleido finds Chromium).
+
+Usage (from the repository root)::
+
+    python benchmarks/offline_quality.py                                   # everything, hours of CPU
+    python benchmarks/offline_quality.py --tasks review_sentiment --seeds 0 --steps 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from gpo_core.runs.final import compare_final_with_start  # noqa: E402
+from gpo_core.runs.repository import load_records, load_run  # noqa: E402
+from gpo_core.settings import DEFAULT_MODEL_PRESET, MODEL_PRESETS  # noqa: E402
+
+SAMPLE_TASKS = ("review_sentiment", "date_normalization", "ticket_triage")
+BBH_TASKS = ("navigate", "object_counting", "date_understanding", "sports_understanding",
+             "boolean_expressions", "word_sorting")
+BBH_DIR = Path("..") / "shared" / "data" / "bbh"
+ALPHA = 0.05
+
+
+def task_path(name: str) -> Path:
+    """A sample task folder by name, else a BBH task folder (relative to the repo root)."""
+    sample = REPO / "sample_tasks" / name
+    return sample if sample.exists() else (REPO / BBH_DIR / name)
+
+
+def run_one(name: str, seed: int, a: argparse.Namespace, work: Path) -> dict:
+    """Run (or resume, or reuse) one GPO run; returns its row."""
+    out = work / "runs" / f"{name}-seed{seed}"
+    done = (out / "final_prompt.txt").exists()
+    seconds = 0.0
+    if not done:
+        cmd = [sys.executable, "-m", "gpo_core", "run", "--out", str(out), "--quiet",
+               "--cache-dir", str(work / "cache")]
+        if (out / "run.json").exists():
+            cmd += ["--resume", "--take-over"]
+        else:
+            cmd += ["--task", str(task_path(name)), "--steps", str(a.steps), "--candidates", str(a.candidates),
+                    "--dev-size", str(a.dev_size), "--test-size", str(a.test_size), "--seed", str(seed),
+                    "--model-preset", a.model_preset]
+        print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: {' '.join(cmd[3:])}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, text=True,
+                              capture_output=True)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            return {"task": name, "seed": seed, "error": (proc.stderr or proc.stdout).strip()[-600:],
+                    "seconds": round(seconds, 1)}
+    state = load_run(out)
+    cmp = compare_final_with_start(state, lambda key, split: load_records(out, key, split))
+    test = cmp.test
+    row = {"task": name, "seed": seed, "final_prompt": cmp.prompt, "start_prompt": state.trajectory[0].prompt,
+           "final_is_start": cmp.is_start, "steps_done": len(state.steps),
+           "step_seconds": [round(s.seconds, 1) for s in state.steps], "seconds": round(seconds, 1)}
+    if test is not None:
+        row.update(start=test.start.to_dict(), final=test.final.to_dict(), shared=test.shared, fixed=test.fixed,
+                   broken=test.broken, p=test.p_value,
+                   significant=bool(test.p_value is not None and test.p_value < ALPHA
+                                    and (test.fixed or 0) > (test.broken or 0)))
+    if cmp.dev is not None:
+        row["dev"] = {"start": cmp.dev.start.to_dict(), "final": cmp.dev.final.to_dict()}
+    return row
+
+
+def _pct(d: dict | None) -> str:
+    if not d or d.get("accuracy") is None:
+        return "–"
+    lo, hi = d["ci95"]
+    return f"{100 * d['accuracy']:.0f}% [{100 * lo:.0f}–{100 * hi:.0f}] ({d['correct']}/{d['answered']})"
+
+
+def markdown(rows: list[dict], a: argparse.Namespace, meta: dict) -> str:
+    """The results table and the goal line."""
+    lines = ["# Offline quality: start vs GPO's final prompt (test split)\n",
+             f"Preset `{a.model_preset}` ({MODEL_PRESETS[a.model_preset].describe()}); {a.steps} steps x "
+             f"{a.candidates} candidates, dev {a.dev_size}, test {a.test_size}; seeds {a.seeds}. "
+             f"Machine: {meta['machine']}. Generated by `benchmarks/offline_quality.py`.\n",
+             "| task | seed | start (test) | final (test) | fixed / broken | McNemar p | significant | minutes "
+             "| final prompt |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['task']} | {r['seed']} | failed: {r['error'][:120]!r} | | | | | | |")
+            continue
+        p = "–" if r.get("p") is None else f"{r['p']:.3g}"
+        prompt = r["final_prompt"].replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {r['task']} | {r['seed']} | {_pct(r.get('start'))} | {_pct(r.get('final'))} | "
+                     f"{r.get('fixed', '–')} / {r.get('broken', '–')} | {p} | {'yes' if r.get('significant') else 'no'}"
+                     f" | {sum(r['step_seconds']) / 60:.1f} | {prompt[:90]} |")
+    tasks_sig = sorted({r["task"] for r in rows if r.get("significant")})
+    tasks_all = sorted({r["task"] for r in rows if "error" not in r})
+    lines += ["", f"Tasks where the final prompt beats the start significantly (p < {ALPHA}) in at least one seed: "
+              f"{len(tasks_sig)} of {len(tasks_all)} run ({', '.join(tasks_sig) or 'none'}); goal: at least 3."]
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[dict], path: Path) -> str | None:
+    """Start vs final test accuracy per task and seed with interval bars (plotly PNG)."""
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        return "plotly missing"
+    ok = [r for r in rows if "final" in r]
+    if not ok:
+        return None
+    fig = go.Figure()
+    for key, name in (("start", "start"), ("final", "GPO final")):
+        xs = [f"{r['task']} s{r['seed']}" for r in ok]
+        ys = [100 * (r[key]["accuracy"] or 0) for r in ok]
+        lo = [100 * r[key]["ci95"][0] for r in ok]
+        hi = [100 * r[key]["ci95"][1] for r in ok]
+        fig.add_bar(x=xs, y=ys, name=name, error_y={"type": "data", "symmetric": False,
+                                                     "array": [h - y for h, y in zip(hi, ys)],
+                                                     "arrayminus": [y - low for y, low in zip(ys, lo)]})
+    fig.update_layout(barmode="group", title="Test accuracy, start vs GPO final (95% Wilson intervals)",
+                      yaxis_title="test accuracy (%)", yaxis_range=[0, 105], width=1000, height=450)
+    try:
+        fig.write_image(str(path))
+    except Exception as exc:  # kaleido without a browser: the table is the result
+        return f"no PNG: {exc}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", default=",".join(SAMPLE_TASKS + BBH_TASKS))
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--candidates", type=int, default=4)
+    ap.add_argument("--dev-size", type=int, default=16)
+    ap.add_argument("--test-size", type=int, default=16)
+    ap.add_argument("--model-preset", default=DEFAULT_MODEL_PRESET, choices=list(MODEL_PRESETS))
+    ap.add_argument("--work", default=str(Path.home() / ".cache" / "gpo_offline_quality"),
+                    help="run folders and the response cache (kept; finished runs are reused)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "offline_quality"))
+    a = ap.parse_args(argv)
+    work, out = Path(a.work), Path(a.out)
+    work.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at start",
+            "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    rows: list[dict] = []
+    for name in a.tasks.split(","):
+        for seed in (int(s) for s in a.seeds.split(",")):
+            rows.append(run_one(name, seed, a, work))
+            r = rows[-1]
+            summary = r.get("error") or f"{_pct(r.get('start'))} -> {_pct(r.get('final'))}, p = {r.get('p')}"
+            print(f"  -> {summary}", flush=True)
+            Path(f"{out}.json").write_text(json.dumps({"meta": meta, "settings": vars(a), "rows": rows}, indent=1))
+            Path(f"{out}.md").write_text(markdown(rows, a, meta))
+    note = chart(rows, Path(f"{out}.png"))
+    if note:
+        print(note)
+    print(Path(f"{out}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
