@@ -77,7 +77,7 @@ def run_one(name: str, seed: int, a: argparse.Namespace, work: Path) -> dict:
             return {"task": name, "seed": seed, "error": (proc.stderr or proc.stdout).strip()[-600:],
                     "seconds": round(seconds, 1)}
     state = load_run(out)
-    cmp = compare_final_with_start(state, lambda key, split: load_records(out, key, split))
+    cmp = compare_final_with_start(state, lambda key, split: load_records(out, key, split) or [])
     test = cmp.test
     row = {"task": name, "seed": seed, "final_prompt": cmp.prompt, "start_prompt": state.trajectory[0].prompt,
            "final_is_start": cmp.is_start, "steps_done": len(state.steps),
