@@ -79,6 +79,30 @@ def test_the_time_a_step_is_its_optimizer_calls_plus_its_dev_and_test_scoring():
     assert estimate_metrics(est)["Time a step"] == "about 98 s"
 
 
+def test_an_embedded_model_is_timed_at_its_own_measured_speed(tmp_path):
+    # the bug: every embedded model was timed at SmolLM2-135M's speed, so the 1.5B default's
+    # step looked about 3x faster than it runs
+    from gpo_core.costs.estimate import EMBEDDED_SPEED
+    from gpo_core.settings import QWEN_CODER_1_5B, SMOLLM2_135M
+
+    def task_seconds(model: str) -> tuple[float, str]:
+        import dataclasses
+
+        settings = run_settings(steps=1, candidates=2, protocol="single")
+        settings = dataclasses.replace(settings, task_model=ModelSettings(backend="local", model=model, concurrency=1))
+        role = estimate_run(settings, parity_task(), splits=parity_splits()).roles["task"]
+        return role.seconds, role.latency_basis
+
+    (small, _), (qwen, basis) = task_seconds(SMOLLM2_135M), task_seconds(QWEN_CODER_1_5B)
+    pre, dec = EMBEDDED_SPEED[QWEN_CODER_1_5B]
+    assert basis.startswith(f"configured {pre:.0f} prompt / {dec:.0f} completion tokens a second")
+    assert qwen > 2.5 * small
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF")
+    other, basis = task_seconds(str(gguf))
+    assert other > 2.5 * small and basis.startswith(f"configured {pre:.0f} prompt") and "not measured" in basis
+
+
 def test_the_estimate_counts_the_real_prompts_of_the_task(tmp_path):
     """The starting prompt's task calls and step 1's meta-prompt are known before the run:
     their counted tokens equal what the (word-counting) scripted models reported."""

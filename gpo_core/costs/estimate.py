@@ -45,15 +45,16 @@ from gpo_core.optimizer.racing import calls_per_example
 from gpo_core.runs.records import RunState
 from gpo_core.scoring.reprompt import SECOND_TURN_MAX_TOKENS, plain_prompt, second_turn
 from gpo_core.scoring.task_prompt import task_messages
-from gpo_core.settings import LOCAL_DEFAULT_MODEL, ModelSettings, RunSettings
+from gpo_core.settings import LOCAL_DEFAULT_MODEL, QWEN_CODER_1_5B, SMOLLM2_135M, ModelSettings, RunSettings
 from gpo_core.tasks.task import Example, Task, TaskSplits
 
 __all__ = ["EMBEDDED_SPEED", "REMOTE_LATENCY", "RoleEstimate", "RunEstimate", "estimate_run", "recent_runs"]
 
-#: Configured speed of the embedded model when no call was measured yet: prompt tokens and
-#: completion tokens per second on one CPU call (benchmarks/embedded.py on a 2-core machine,
-#: 2026-11-21: 120 tok/s prefill, 44 tok/s decode).
-EMBEDDED_SPEED = (120.0, 44.0)
+#: Configured speed of each embedded model when no call was measured yet: prompt tokens and
+#: completion tokens per second of one call on 2 CPU cores (benchmarks/embedded_optimizer.py,
+#: results/embedded_optimizer.md, 2026-11-22, 2 threads). A local ``.gguf`` file of unknown
+#: speed is estimated at the slowest embedded model's speed, and the estimate says so.
+EMBEDDED_SPEED: dict[str, tuple[float, float]] = {SMOLLM2_135M: (209.0, 43.7), QWEN_CODER_1_5B: (65.7, 12.5)}
 #: Configured latency of a remote model when no call was measured yet (ours, a typical hosted
 #: API): seconds to the first token, and completion tokens per second after it.
 REMOTE_LATENCY = (0.6, 60.0)
@@ -248,11 +249,12 @@ def _latency(model: ModelSettings, measured: _Measured, prompt_per_call: float, 
     if model.backend == "demo":
         return 0.0, "demo model: instant"
     if model.backend == "local":
-        pre, dec = EMBEDDED_SPEED
+        name = model.model.strip() or LOCAL_DEFAULT_MODEL
+        known = name in EMBEDDED_SPEED
+        pre, dec = EMBEDDED_SPEED[name] if known else min(EMBEDDED_SPEED.values())
         s = prompt_per_call / pre + completion_per_call / dec
-        small = model.model.strip() in ("", LOCAL_DEFAULT_MODEL)
         return s, (f"configured {pre:.0f} prompt / {dec:.0f} completion tokens a second"
-                   + ("" if small else f", {LOCAL_DEFAULT_MODEL}'s speed: a larger model is slower"))
+                   + ("" if known else ": the slowest embedded model's speed, this file's is not measured"))
     first, rate = REMOTE_LATENCY
     s = first + completion_per_call / rate
     return s, f"configured {first:g} s + {rate:.0f} completion tokens a second"
