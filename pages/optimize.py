@@ -504,7 +504,8 @@ with meta_box:
     if meta_box.open:
         if step.optimizer_system:
             st.caption("System message sent before the meta-prompt (embedded optimizer models only; ours, not the "
-                       "paper's)")
+                       "paper's). Their replies are also held to a grammar: one tagged instruction of 4-40 words that "
+                       "may not end on a prompt already tried.")
             st.code(step.optimizer_system, language=None, wrap_lines=True)
             st.caption("Meta-prompt")
         st.code(step.meta_prompt, language=None, wrap_lines=True)

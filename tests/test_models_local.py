@@ -154,6 +154,17 @@ def test_only_an_embedded_optimizer_gets_the_reply_grammar(tmp_path, backend, gr
     else:
         assert all(r.messages == (("user", step.meta_prompt),) for r in sent) and step.optimizer_system is None
     assert all(r.grammar is None for r in models.task.calls)  # the task model is never constrained
+    # embedded: every prompt tried so far is one the reply may not end on; remote: nothing avoided
+    tried = {" ".join(t.split()).lower() for t in [e.prompt for e in s.state.trajectory]}
+    assert all((set(r.avoid) == tried) is grammar and (r.avoid == ()) is not grammar for r in sent)
+
+
+def test_the_prompts_to_avoid_are_part_of_the_cache_key():
+    grammar = LAYOUTS["gpo"].reply_grammar()
+    a = ChatRequest.user("meta", grammar=grammar)
+    b = ChatRequest.user("meta", grammar=grammar, avoid=("let's think step by step.",))
+    assert cache_key("local:m", a) != cache_key("local:m", b)
+    assert cache_key("local:m", a) == cache_key("local:m", ChatRequest.user("meta", grammar=grammar, avoid=()))
 
 
 # ----------------------------------------------------------------------------- real weights
@@ -174,6 +185,25 @@ def test_smollm2_reply_under_the_grammar_is_one_tagged_instruction(local_model):
                                               grammar=LAYOUTS["gpo"].reply_grammar()))
     assert c.ok, c.error
     assert c.text.startswith("<START>") and c.text.endswith("<END>") and "\n" not in c.text, c.text
+
+
+@pytest.mark.real_model
+def test_an_embedded_optimizer_does_not_end_on_a_prompt_it_was_told_to_avoid(local_model):
+    # the bug (issue 14): from step 2 on, every reply of the embedded optimizer copied the
+    # current prompt, so the step had nothing new to score. Greedy decoding shows it: the
+    # reply the model would give is forbidden, and it writes on instead.
+    from gpo_core.optimizer.policies import norm_text
+
+    meta = ("Improve this instruction for labelling product reviews pos or neg. The instruction now: "
+            "Classify the review.\nPut the new instruction between <START> and <END>.")
+    grammar = LAYOUTS["gpo"].reply_grammar()
+    first = local_model.complete(ChatRequest.user(meta, temperature=0.0, max_tokens=80, grammar=grammar))
+    assert first.ok, first.error
+    said = norm_text(first.text.removeprefix("<START>").removesuffix("<END>"))
+    again = local_model.complete(ChatRequest.user(meta, temperature=0.0, max_tokens=80, grammar=grammar,
+                                                  avoid=(said, "classify the review.")))
+    assert again.ok and again.text.startswith("<START>") and again.text.endswith("<END>"), again.text
+    assert norm_text(again.text.removeprefix("<START>").removesuffix("<END>")) not in (said, "classify the review.")
 
 
 @pytest.mark.real_model

@@ -25,7 +25,11 @@ class ChatRequest:
     the N candidates of one step differ while a repeated run hits the cache. grammar: an
     optional GBNF grammar the reply must match; embedded llama.cpp models apply it, remote
     models never get one (the optimizer sets it only for embedded optimizer models); part of
-    the cache key when set.
+    the cache key when set. avoid: with a grammar, instructions the reply must not be (each
+    as :func:`gpo_core.optimizer.policies.norm_text` writes it: whitespace collapsed, lower
+    case): an embedded model may not close its tags on one of them and writes on instead
+    (the optimizer passes the prompts already tried, so a small model that would copy the
+    current prompt edits it); part of the cache key when set.
     """
 
     messages: tuple[tuple[str, str], ...]
@@ -33,6 +37,7 @@ class ChatRequest:
     max_tokens: int = 256
     sample_index: int = 0
     grammar: str | None = None
+    avoid: tuple[str, ...] = ()
 
     @staticmethod
     def user(text: str, **kwargs) -> ChatRequest:

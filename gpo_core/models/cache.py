@@ -94,13 +94,15 @@ def default_cache_path() -> Path:
 def cache_key(model_name: str, request: ChatRequest, scope: str = "") -> str:
     """Hex SHA-256 of the JSON of (model identity, messages, temperature, max_tokens,
     sample_index), when not "", the credential ``scope`` (see the module docstring), and the
-    reply grammar when the request has one."""
+    reply grammar and the instructions to avoid when the request has them."""
     parts: list = [model_name, [list(m) for m in request.messages], float(request.temperature),
                    int(request.max_tokens), int(request.sample_index)]
     if scope:
         parts.append(scope)
     if request.grammar:
         parts.append({"grammar": request.grammar})
+    if request.avoid:
+        parts.append({"avoid": list(request.avoid)})
     payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -142,9 +143,48 @@ class _Shared:
         self.formatter: Any = None
         self.warm: list[int] | None = None  # prompt whose tokens[:-1] fill the context
         self.grammars: dict[str, Any] = {}
+        self.closing_ids: Any = None  # token ids whose text holds "<" (see _avoid_processor)
         self.threads = 0
         self.meter = _CpuMeter()
         self.lock = threading.Lock()
+
+
+#: Logit penalty on the tokens that would close a reply's tags while the instruction written
+#: so far is one the request avoids (:attr:`ChatRequest.avoid`). Finite, so when the grammar
+#: admits nothing but the close tag (the word limit is reached) the reply still closes.
+AVOID_PENALTY = 40.0
+_OPEN_TAG_RE = re.compile(r'^root ::= "((?:[^"\\]|\\.)*)"')
+
+
+def _avoid_processor(llm: Any, sh: _Shared, request: ChatRequest) -> Any:
+    """A llama-cpp logits processor for ``request.avoid`` (None when the request has no
+    grammar, nothing to avoid, or a grammar whose root does not open with a tag literal): at
+    each token, when the text after the last open tag, whitespace collapsed and lower-cased
+    (:func:`gpo_core.optimizer.policies.norm_text`), is one of ``request.avoid``, the tokens
+    that could start the close tag (any token holding "<", which the reply grammar admits only
+    there) lose :data:`AVOID_PENALTY` nats, so the model writes on instead of repeating a
+    prompt already tried. Library: ``llama_cpp.LogitsProcessorList``."""
+    if not (request.grammar and request.avoid):
+        return None
+    m = _OPEN_TAG_RE.match(request.grammar)
+    if m is None:
+        return None
+    import numpy as np
+    from llama_cpp import LogitsProcessorList
+
+    open_tag = m.group(1).replace('\\"', '"').replace("\\\\", "\\")
+    if sh.closing_ids is None:
+        sh.closing_ids = np.array([i for i in range(llm.n_vocab()) if b"<" in llm.detokenize([i])], dtype=np.int64)
+    avoid, closing = frozenset(request.avoid), sh.closing_ids
+
+    def penalize_repeats(input_ids: Any, scores: Any) -> Any:
+        tail = llm.detokenize(list(input_ids[-256:])).decode("utf-8", errors="ignore")
+        at = tail.rfind(open_tag)
+        if at >= 0 and " ".join(tail[at + len(open_tag):].split()).lower() in avoid:
+            scores[closing] -= AVOID_PENALTY
+        return scores
+
+    return LogitsProcessorList([penalize_repeats])
 
 
 _REGISTRY: dict[tuple[str, int], _Shared] = {}
@@ -337,6 +377,7 @@ class LocalLlamaChatModel:
             with sh.lock:
                 llm = self._load_locked(sh)
                 grammar = self._grammar(sh, getattr(request, "grammar", None))
+                processor = _avoid_processor(llm, sh, request)
                 self._set_threads(sh)
                 try:
                     tokens = self._prepare(sh, messages)
@@ -346,6 +387,7 @@ class LocalLlamaChatModel:
                         max_tokens=int(request.max_tokens),
                         seed=sample_seed(self.seed, request.sample_index),
                         grammar=grammar,
+                        logits_processor=processor,
                     )
                 except BaseException:
                     sh.warm = None

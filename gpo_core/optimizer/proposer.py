@@ -91,7 +91,7 @@ def apply_dev(cd: CandidateRecord, res: EvalResult) -> None:
     was answered, "incomplete" when some calls still failed after the retry pass, else
     "scored"."""
     cd.dev_accuracy, cd.dev_n, cd.dev_errors, cd.usage = res.measured_accuracy, res.n, res.n_errors, res.usage
-    cd.dev_correct = res.n_correct
+    cd.dev_correct = res.n_correct if res.binary else res.total_score  # partial credit: the score sum
     cd.status = "failed" if res.n and res.n_errors == res.n else ("incomplete" if res.n_errors else "scored")
 
 
@@ -198,18 +198,21 @@ def embedded_optimizer_system(settings: RunSettings) -> str | None:
     return T.EMBEDDED_OPTIMIZER_SYSTEM if settings.optimizer_model.backend == "local" else None
 
 
-def optimizer_request(settings: RunSettings, meta: str, sample_index: int) -> ChatRequest:
+def optimizer_request(settings: RunSettings, meta: str, sample_index: int, tried: Iterable[str] = ()) -> ChatRequest:
     """The optimizer call for meta-prompt ``meta``, sample ``sample_index``. Remote models get
     the meta-prompt alone. Embedded ones (issue 14) also get :func:`embedded_optimizer_system`
     and reply under the layout's grammar (:meth:`~gpo_core.optimizer.templates.Layout.reply_grammar`:
-    exactly one tagged, single-paragraph instruction)."""
+    exactly one tagged, single-paragraph instruction) and may not end their instruction on
+    one of the prompts ``tried`` (``ChatRequest.avoid``): measured on Qwen2.5-Coder-1.5B, from
+    step 2 on every reply copied the current prompt and the steps scored nothing new."""
     om = settings.optimizer_model
     system = embedded_optimizer_system(settings)
     if system is None:
         return ChatRequest.user(meta, temperature=om.temperature, max_tokens=om.max_tokens, sample_index=sample_index)
     return ChatRequest(messages=(("system", system), ("user", meta)), temperature=om.temperature,
                        max_tokens=om.max_tokens, sample_index=sample_index,
-                       grammar=T.LAYOUTS[settings.optimizer.layout].reply_grammar())
+                       grammar=T.LAYOUTS[settings.optimizer.layout].reply_grammar(),
+                       avoid=tuple(sorted({norm_text(t) for t in tried})))
 
 
 def _ex_dicts(examples: list[Example]) -> list[dict]:
@@ -237,8 +240,13 @@ class Proposer:
         self.keep_records = keep_records
         self.load_records = load_records
 
+    def _tried(self) -> list[str]:
+        """Every prompt of the trajectory and every candidate of earlier steps (any status)."""
+        return [e.prompt for e in self.state.trajectory] + [c.text for s in self.state.steps for c in s.candidates]
+
     def _sample(self, meta: str, first_index: int, n: int) -> list[Completion]:
-        reqs = [optimizer_request(self.state.settings, meta, first_index + i) for i in range(n)]
+        tried = self._tried()
+        reqs = [optimizer_request(self.state.settings, meta, first_index + i, tried) for i in range(n)]
         workers = max(1, min(n, self.scorer.concurrency, self.optimizer.max_concurrency))
         if workers == 1:
             return [self.optimizer.complete(r) for r in reqs]
