@@ -158,7 +158,8 @@ def child_optimizer(model_name: str, n: int, ungrammared: int) -> dict:
     rows, loads = [], []
     llama_cpp.llama_perf_context_reset(ctx)
     for mp in meta_prompts(n):
-        c = model.complete(optimizer_request(settings, mp["meta"], mp["index"]))  # exactly as the engine sends it
+        # exactly as the engine sends it: the prompts shown are prompts already tried
+        c = model.complete(optimizer_request(settings, mp["meta"], mp["index"], mp["shown"]))
         usable, new, why = judge(c.text, mp) if c.ok else (False, False, f"error: {c.error}")
         rows.append({"task": mp["task"], "seconds": round(c.latency_s, 2), "prompt_tokens": c.prompt_tokens,
                      "completion_tokens": c.completion_tokens, "usable": usable, "new": new, "why": why,
@@ -271,11 +272,17 @@ def child_memory() -> dict:
 
 
 def step_time(preset: str, task: str = "review_sentiment") -> dict:
-    """One GPO step of the app's default sizes via the CLI; seconds of the step from run.json."""
+    """One GPO step of the app's default sizes (``PRESETS["quick"]``: candidates, dev and test
+    examples) via the CLI; seconds of the step (its optimizer calls, its candidates on dev and the
+    chosen prompt on test) from run.json."""
+    from gpo_core.settings import PRESETS
+
+    opt, splits = PRESETS["quick"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "gpo_core", "run", "--task", str(REPO / "sample_tasks" / task), "--steps", "1",
-               "--candidates", "4", "--dev-size", "16", "--test-size", "0", "--backend", "local",
+               "--candidates", str(opt.candidates), "--dev-size", str(splits.dev_size), "--test-size",
+               str(splits.test_size), "--backend", "local",
                "--model-preset", preset, "--no-cache", "--out", str(out), "--quiet"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -336,7 +343,9 @@ def report(results: dict) -> list[str]:
 
 #: Result keys of the optimizer part: the engine's path, then earlier variants kept for comparison.
 OPTIMIZER_VARIANTS = {
-    "optimizer": "as the engine sends it to embedded models: system message + reply grammar",
+    "optimizer": ("as the engine sends it to embedded models: system message + reply grammar, the prompts shown "
+                  "are prompts already tried (the reply may not end on one)"),
+    "optimizer_variant_no_avoid": "earlier variant: the same, without the prompts already tried",
     "optimizer_variant_no_colon": "earlier variant: the same, but no colon anywhere (cut off 'in the format:')",
     "optimizer_variant_first_system": "earlier variant: a first system message, 80-word grammar admitting colons",
     "optimizer_variant_grammar_only": "earlier variant: 80-word grammar only, no system message",
@@ -404,7 +413,8 @@ def other_tables(results: dict) -> list[str]:
                      f"(goal < {GOAL_RSS_MB:.0f} MB); load {m.get('load1')}" if "error" not in m else m["error"])
         lines.append("")
     if results.get("step"):
-        lines += ["## One GPO step per preset (4 candidates x 16 dev examples, review_sentiment)", "",
+        sizes = results.get("step_sizes", "4 candidates x 16 dev examples, no test")
+        lines += [f"## One GPO step per preset ({sizes}, review_sentiment)", "",
                   "| preset | models | step s | whole CLI run s | start dev | candidates (dev) | load |",
                   "|---|---|---|---|---|---|---|"]
         for r in results["step"]:
@@ -460,7 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "memory":
             results["memory"] = run_child("memory")
         elif part == "step":
+            from gpo_core.settings import PRESETS
+
+            opt, splits = PRESETS["quick"]
             results["step"] = [step_time(p) for p in a.presets.split(",")]
+            results["step_sizes"] = (f"{opt.candidates} candidates x {splits.dev_size} dev examples, the chosen prompt "
+                                     f"on {splits.test_size} test examples")
         results.setdefault("meta", {})[part] = {"at": time.strftime("%Y-%m-%d %H:%M:%S"), "load1_end": load1(),
                                                "args": vars(a)}
         out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")

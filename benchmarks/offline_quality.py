@@ -1,8 +1,9 @@
 """Issue 14: does GPO improve prompts offline, on the default embedded preset, at app-like sizes?
 
 For each task and seed it runs GPO exactly as a user of the command line would
-(``python -m gpo_core run``, the default model preset, 4 candidates a step, 16 dev and 16 test
-examples, the app's quick sizes except the step count, which ``--steps`` sets) and compares
+(``python -m gpo_core run``, the default model preset, the candidates a step and the dev and
+test examples of the app's "quick" sizes of :data:`gpo_core.settings.PRESETS`, except the step count,
+which ``--steps`` sets) and compares
 the run's honest final prompt (:func:`gpo_core.runs.final.compare_final_with_start`: the best
 dev accuracy among the start and the chosen prompts) with the starting instruction on the
 test split: both accuracies with 95% Wilson intervals, the examples fixed and broken, and the
@@ -39,7 +40,10 @@ if str(REPO) not in sys.path:
 
 from gpo_core.runs.final import compare_final_with_start  # noqa: E402
 from gpo_core.runs.repository import load_records, load_run  # noqa: E402
-from gpo_core.settings import DEFAULT_MODEL_PRESET, MODEL_PRESETS  # noqa: E402
+from gpo_core.settings import DEFAULT_MODEL_PRESET, MODEL_PRESETS, PRESETS  # noqa: E402
+
+#: The app's defaults for the embedded models ("quick"), except the step count.
+QUICK_OPT, QUICK_SPLITS = PRESETS["quick"]
 
 SAMPLE_TASKS = ("review_sentiment", "date_normalization", "ticket_triage")
 BBH_TASKS = ("navigate", "object_counting", "date_understanding", "sports_understanding",
@@ -155,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=",".join(SAMPLE_TASKS + BBH_TASKS))
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--candidates", type=int, default=4)
-    ap.add_argument("--dev-size", type=int, default=16)
-    ap.add_argument("--test-size", type=int, default=16)
+    ap.add_argument("--candidates", type=int, default=QUICK_OPT.candidates)
+    ap.add_argument("--dev-size", type=int, default=QUICK_SPLITS.dev_size)
+    ap.add_argument("--test-size", type=int, default=QUICK_SPLITS.test_size)
     ap.add_argument("--model-preset", default=DEFAULT_MODEL_PRESET, choices=list(MODEL_PRESETS))
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "gpo_offline_quality"),
                     help="run folders and the response cache (kept; finished runs are reused)")

@@ -148,6 +148,14 @@ def _parser() -> argparse.ArgumentParser:
                         "with a higher cap to continue (default: none)")
     r.add_argument("--max-tokens", type=int, default=None,
                    help="spend cap in tokens (prompt + completion of both models, cache hits free); as --max-cost")
+    r.add_argument("--metric", default=None,
+                   help="how outputs are scored (default: the answer type's exact rule): an answer type, regex, "
+                        "numeric, json_keys, set_f1, token_f1, rouge_l, or user code as path/to/file.py:function "
+                        "(called as function(output, target, input) -> score in [0, 1]; it runs your code)")
+    r.add_argument("--metric-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="an option of --metric, repeatable: pattern=REGEX (regex), abs_tol=/rel_tol= (numeric), "
+                        "keys=a,b (json_keys), separator=, (set_f1), stemmer=false (rouge_l), binary=true "
+                        "(user code)")
     r.add_argument("--seed", type=int, default=None, help=f"seed of splits and exemplar draws (default {sp.seed})")
     r.add_argument("--instruction", default=None,
                    help="starting instruction (default: the task's, else \"Let's think step by step.\")")

@@ -369,6 +369,8 @@ class OptimizerSettings:
     racing_batch: int = field(default=4, metadata=_meta("--racing-batch", "Racing · dev examples per round"))
     max_cost: float | None = field(default=None, metadata=_meta("--max-cost", "Spend cap ($)"))
     max_spend_tokens: int | None = field(default=None, metadata=_meta("--max-tokens", "Spend cap (tokens)"))
+    metric: str = field(default="", metadata=_meta("--metric", "Metric"))
+    metric_options: dict[str, str] = field(default_factory=dict, metadata=_meta("--metric-option", "Metric options"))
 
     def validate(self, surface: Surface = "engine") -> OptimizerSettings:
         """Check every field; returns self (ConfigError naming the setting otherwise)."""
@@ -423,6 +425,12 @@ class OptimizerSettings:
             raise bad("max_cost", f"must be a number of US dollars > 0, got {self.max_cost!r}")
         if self.max_spend_tokens is not None and (not _is_int(self.max_spend_tokens) or self.max_spend_tokens < 1):
             raise bad("max_spend_tokens", f"must be a whole number of tokens >= 1, got {self.max_spend_tokens!r}")
+        if not isinstance(self.metric, str):
+            raise bad("metric", f"must be a metric name or path/file.py:function, got {self.metric!r}")
+        if not isinstance(self.metric_options, Mapping) or not all(
+                isinstance(k, str) for k in self.metric_options):
+            raise bad("metric_options", f"must be an object of option names to values, got {self.metric_options!r}")
+        _check_metric(self, surface)
         return self
 
     def for_train_size(self, n_train: int) -> OptimizerSettings:
@@ -438,6 +446,26 @@ class OptimizerSettings:
     def replace(self, **changes: Any) -> OptimizerSettings:
         """A copy with ``changes`` (not validated: call :meth:`validate`)."""
         return dataclasses.replace(self, **changes)
+
+
+def _check_metric(opt: OptimizerSettings, surface: Surface) -> None:
+    """Build the metric once (:func:`gpo_core.metrics.build_metric`) so that an unknown name,
+    a bad option (a regex that does not compile) or user code that does not import is refused
+    by its flag or widget. The answer type's own metric ("") takes no options."""
+    from gpo_core.metrics import USER_METRICS_ENV, build_metric, is_user_code, user_metrics_allowed
+
+    if surface == "app" and is_user_code(opt.metric) and not user_metrics_allowed():
+        raise _bad(opt, "metric", surface, "user code runs in the app only when the server was started with "
+                                           f"{USER_METRICS_ENV}=1")
+    try:
+        metric = build_metric(opt.metric, opt.metric_options, "exact_match")
+    except ConfigError as e:
+        field_name = "metric_options" if e.setting.startswith("metric_options") else "metric"
+        detail = e.setting.partition(".")[2]
+        raise _bad(opt, field_name, surface, (f"{detail}: " if detail else "") + e.reason) from None
+    if opt.racing and not metric.binary:
+        raise _bad(opt, "racing", surface, f"racing compares Wilson bounds of 0/1 scores; the metric {metric.name!r} "
+                                           "gives partial credit: turn racing off or pick a 0/1 metric")
 
 
 #: Where the update direction retrieves from (OptimizerSettings.direction_pool).
@@ -531,7 +559,9 @@ def label_for(setting: str, surface: Surface) -> str:
 #: candidates, the task's own dev/test sizes). "quick": sized for the embedded CPU model.
 PRESETS: dict[str, tuple[OptimizerSettings, SplitSettings]] = {
     "paper": (OptimizerSettings(epochs=3), SplitSettings()),
-    "quick": (OptimizerSettings(steps=6, candidates=4), SplitSettings(dev_size=16, test_size=16)),
+    # dev and test 12: a step of 4 candidates then takes about 2 minutes on the embedded 1.5B model on 2 cores
+    # (4 optimizer calls of ~9 s and 60 task calls of ~1.5 s; benchmarks/embedded_optimizer.py)
+    "quick": (OptimizerSettings(steps=6, candidates=4), SplitSettings(dev_size=12, test_size=12)),
 }
 
 

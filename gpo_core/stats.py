@@ -19,6 +19,19 @@ The tests and intervals come from ``scipy.stats`` (a well-kept library, imported
 - :func:`correct_count`: the correct count behind an accuracy of ``answered`` examples;
   :class:`Proportion`: correct of answered, with its Wilson interval, as text and as JSON.
 - :func:`mean_spread`: mean, sample standard deviation and range of a few numbers (seeds).
+
+Metrics with partial credit (:mod:`gpo_core.metrics`, scores in [0, 1], not only 0 or 1):
+
+- :func:`paired_counts` counts the examples whose score went up / down (for 0/1 scores:
+  fixed / broken); :func:`mcnemar_exact` on those counts is the exact sign test (Dixon & Mood
+  1946), which is McNemar's test when scores are 0/1.
+- :func:`mean_interval` / :class:`MeanScore`: the mean score with a seeded percentile
+  bootstrap interval (``scipy.stats.bootstrap``; Efron & Tibshirani 1993) when the
+  per-example scores are at hand.
+- :class:`Proportion` also holds a score SUM (a float ``correct``) when only the mean and the
+  count were saved: its interval is then Wilson's formula on the mean, which is conservative
+  for scores in [0, 1] (their variance is at most mean x (1 - mean), the Bernoulli variance:
+  Bhatia & Davis 2000), and equals Wilson's interval for 0/1 scores.
 """
 
 from __future__ import annotations
@@ -27,11 +40,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Proportion", "correct_count", "diff_interval", "mean_spread", "mcnemar_exact", "paired_counts",
-           "paired_examples", "wilson_interval"]
+__all__ = ["MeanScore", "Proportion", "correct_count", "diff_interval", "mean_interval", "mean_spread",
+           "mcnemar_exact", "paired_counts", "paired_examples", "record_score", "wilson_interval"]
 
 
-def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def _wilson_formula(p: float, n: float, confidence: float) -> tuple[float, float]:
+    """Wilson's closed form for a mean ``p`` in [0, 1] of ``n`` observations (Wilson 1927)."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+    denom = 1.0 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def wilson_interval(k: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of the proportion ``k / n`` (``k`` successes, e.g. correct
     answers, of ``n`` trials, e.g. answered examples), as ``(low, high)`` in [0, 1].
 
@@ -39,6 +63,8 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     nothing is known: ``(0.0, 1.0)``. Raises ValueError when ``k`` is outside [0, n] or the
     confidence outside (0, 1). Examples: 5/8 -> (0.3057, 0.8632); 0/16 -> (0.0, 0.1936).
     Source: Wilson (1927), computed by ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
+    A non-integer ``k`` (a sum of partial-credit scores) gets Wilson's closed form on ``k / n``
+    (conservative for scores in [0, 1], see the module docstring).
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -46,9 +72,11 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         raise ValueError(f"need 0 <= k <= n, got k={k!r}, n={n!r}")
     if n == 0:
         return 0.0, 1.0
+    if not float(k).is_integer():  # a score sum (partial credit): Wilson's formula on the mean
+        return _wilson_formula(float(k) / n, n, confidence)
     from scipy.stats import binomtest
 
-    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    ci = binomtest(int(k), n).proportion_ci(confidence_level=confidence, method="wilson")
     return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
@@ -99,30 +127,94 @@ def paired_examples(base_records: Iterable[Mapping[str, Any]], cand_records: Ite
     return pairs
 
 
+def record_score(r: Mapping[str, Any]) -> float:
+    """The score in [0, 1] of one saved record: its "score", or 1.0 / 0.0 from "correct" for
+    records saved before metrics existed (score missing or None)."""
+    score = r.get("score")
+    return float(bool(r.get("correct"))) if score is None else float(score)
+
+
 def paired_counts(base_records: Iterable[Mapping[str, Any]],
                   cand_records: Iterable[Mapping[str, Any]]) -> tuple[int, int, int]:
     """Compare two prompts on the examples both answered (:func:`paired_examples`):
-    ``(fixed, broken, both_answered)``. fixed: wrong with the base prompt, right with the
-    candidate; broken: right with the base, wrong with the candidate; both_answered: examples
-    compared (counts of examples).
+    ``(fixed, broken, both_answered)``. fixed: examples whose score is higher with the
+    candidate than with the base prompt (for 0/1 scores: wrong, then right); broken: lower
+    (right, then wrong); both_answered: examples compared (counts of examples). Scores are
+    :func:`record_score`. :func:`mcnemar_exact` of (fixed, broken) is the exact sign test.
     """
     fixed = broken = both = 0
     for base, r in paired_examples(base_records, cand_records):
         both += 1
-        was, now = bool(base.get("correct")), bool(r.get("correct"))
-        fixed += int(now and not was)
-        broken += int(was and not now)
+        was, now = record_score(base), record_score(r)
+        fixed += int(now > was)
+        broken += int(now < was)
     return fixed, broken, both
 
 
-def diff_interval(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> tuple[float, float]:
+def mean_interval(scores: Iterable[float], confidence: float = 0.95, seed: int = 0,
+                  n_resamples: int = 2000) -> tuple[float, float]:
+    """Interval ``(low, high)`` in [0, 1] of the mean of per-example ``scores`` (each in [0,
+    1]): the percentile bootstrap of ``scipy.stats.bootstrap`` with ``n_resamples`` resamples
+    drawn by ``numpy.random.default_rng(seed)`` (same scores and seed, same interval). Scores
+    that are all 0 or 1 get the Wilson interval (:func:`wilson_interval`), as do fewer than 2
+    scores or scores all equal (where a bootstrap has no spread to resample); no scores:
+    (0, 1). Source: Efron & Tibshirani (1993), ``scipy.stats.bootstrap(method="percentile")``."""
+    xs = [float(x) for x in scores]
+    if not xs:
+        return 0.0, 1.0
+    if all(x in (0.0, 1.0) for x in xs) or len(xs) < 2 or len(set(xs)) == 1:
+        return wilson_interval(sum(xs), len(xs), confidence)
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    res = bootstrap((np.asarray(xs),), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                    method="percentile", rng=np.random.default_rng(seed))
+    return max(0.0, float(res.confidence_interval.low)), min(1.0, float(res.confidence_interval.high))
+
+
+@dataclass(frozen=True)
+class MeanScore:
+    """The mean of per-example scores in [0, 1] with its seeded bootstrap interval
+    (:func:`mean_interval`). scores: the answered examples' scores."""
+
+    scores: tuple[float, ...]
+
+    @property
+    def answered(self) -> int:
+        """Examples scored."""
+        return len(self.scores)
+
+    @property
+    def value(self) -> float | None:
+        """The mean score, or None when nothing was answered."""
+        return sum(self.scores) / len(self.scores) if self.scores else None
+
+    def interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """``(low, high)``: :func:`mean_interval` (seed 0)."""
+        return mean_interval(self.scores, confidence)
+
+    def text(self) -> str:
+        """"61.3% [48.0–74.1%] (mean of 8)"."""
+        if self.value is None:
+            return "– (0 answered)"
+        lo, hi = self.interval()
+        return f"{100 * self.value:.1f}% [{100 * lo:.1f}–{100 * hi:.1f}%] (mean of {self.answered})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: {"accuracy", "score_sum", "answered", "ci95": [low, high]}."""
+        lo, hi = self.interval()
+        return {"accuracy": self.value, "score_sum": sum(self.scores), "answered": self.answered,
+                "ci95": [round(lo, 6), round(hi, 6)]}
+
+
+def diff_interval(k1: float, n1: int, k2: float, n2: int, confidence: float = 0.95) -> tuple[float, float]:
     """Interval of ``k1/n1 - k2/n2``, the difference of two INDEPENDENT proportions (e.g. a
     prompt's dev accuracy minus its test accuracy: different examples), as ``(low, high)`` in
     [-1, 1]. Newcombe's hybrid score method: with Wilson intervals (l1, u1) and (l2, u2),
     ``low = d - sqrt((p1 - l1)^2 + (u2 - p2)^2)`` and ``high = d + sqrt((u1 - p1)^2 + (p2 - l2)^2)``.
     An empty side (n = 0) knows nothing: its Wilson interval is (0, 1). Example: 56/70 vs
     48/80 -> (0.0524, 0.3339) (Newcombe 1998, Table II). Raises ValueError as
-    :func:`wilson_interval`. Source: Newcombe (1998), method 10; statsmodels'
+    :func:`wilson_interval` (a score sum k gets its closed form). Source: Newcombe (1998), method 10; statsmodels'
     ``confint_proportions_2indep(k1, n1, k2, n2, method="newcomb", compare="diff")`` agrees."""
     l1, u1 = wilson_interval(k1, n1, confidence)
     l2, u2 = wilson_interval(k2, n2, confidence)
@@ -159,16 +251,26 @@ def mean_spread(values: Iterable[float]) -> tuple[float, float, float, float]:
 @dataclass(frozen=True)
 class Proportion:
     """``correct`` of ``answered`` examples (counts; failed calls are not answered): an
-    accuracy with its Wilson interval (:func:`wilson_interval`)."""
+    accuracy with its Wilson interval (:func:`wilson_interval`). With a partial-credit metric
+    ``correct`` is the score sum (a float) and the interval Wilson's formula on the mean, or
+    ``ci``: the 95% bootstrap interval of the per-example scores when they were at hand."""
 
-    correct: int
+    correct: float
     answered: int
+    ci: tuple[float, float] | None = None
 
     @classmethod
     def of(cls, accuracy: float | None, answered: int) -> Proportion | None:
         """From a stored accuracy share of ``answered`` examples (:func:`correct_count`), or
-        None when ``accuracy`` is None."""
-        return None if accuracy is None else cls(correct_count(accuracy, answered), max(0, int(answered)))
+        None when ``accuracy`` is None. A share that is no whole count of ``answered`` (a mean
+        of partial-credit scores) keeps its score sum ``accuracy * answered`` as ``correct``."""
+        if accuracy is None:
+            return None
+        n = max(0, int(answered))
+        total = float(accuracy) * n
+        if abs(total - round(total)) < 1e-6:
+            return cls(correct_count(accuracy, answered), n)
+        return cls(min(float(n), max(0.0, total)), n)
 
     @property
     def value(self) -> float | None:
@@ -176,7 +278,11 @@ class Proportion:
         return self.correct / self.answered if self.answered else None
 
     def interval(self, confidence: float = 0.95) -> tuple[float, float]:
-        """The Wilson interval ``(low, high)`` in [0, 1]; (0, 1) when nothing was answered."""
+        """The Wilson interval ``(low, high)`` in [0, 1]; (0, 1) when nothing was answered.
+        ``ci`` when set (a bootstrap interval of per-example scores, :func:`mean_interval`)
+        stands for the 95% interval."""
+        if self.ci is not None and confidence == 0.95:
+            return self.ci
         return wilson_interval(self.correct, self.answered, confidence)
 
     def text(self) -> str:
@@ -184,7 +290,9 @@ class Proportion:
         if self.value is None:
             return "– (0 answered)"
         lo, hi = self.interval()
-        return f"{100 * self.value:.1f}% [{100 * lo:.1f}–{100 * hi:.1f}%] ({self.correct}/{self.answered})"
+        counts = (f"{self.correct}/{self.answered}" if float(self.correct).is_integer()
+                  else f"mean of {self.answered}")
+        return f"{100 * self.value:.1f}% [{100 * lo:.1f}–{100 * hi:.1f}%] ({counts})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {"accuracy", "correct", "answered", "ci95": [low, high]}."""

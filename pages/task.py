@@ -3,6 +3,7 @@
 import streamlit as st
 
 from gpo_core.errors import GPOError
+from gpo_core.studio.metric_setup import USER_CODE_CHOICE, MetricSetup
 from gpo_core.studio.studio import Studio
 from gpo_core.studio.views import markup, setup_view
 from gpo_core.tasks.task import ANSWER_TYPES, INSTRUCTION_POSITIONS
@@ -97,6 +98,39 @@ try:
     tasks.update_task(answer_type=answer_type, instruction_position=position, initial_instruction=instruction)
 except GPOError as e:
     st.error(md(str(e)))
+
+st.markdown("**Metric** (how each answer is scored; accuracy is the mean score)")
+metrics = MetricSetup(studio.draft)
+task = tasks.task or task  # as update_task left it (answer type changed)
+chosen, chosen_opts = metrics.current()
+choices = metrics.choices()
+if chosen not in choices:  # user code saved in a run, on a server that does not allow it
+    choices.append(chosen)
+mc1, mc2 = st.columns(2)
+choice = mc1.selectbox("Metric", choices, index=choices.index(chosen), key=f"metric_{v}",
+                       help="The answer type's exact rule (the paper's), or a metric with partial credit.")
+code = ""
+if choice == USER_CODE_CHOICE:
+    code = mc2.text_input("User code (path.py:function)", value=studio.draft.settings.optimizer.metric,
+                          key=f"metric_code_{v}", help="Called as function(output, target, input) -> score in [0, 1].")
+values = {key: st.text_input(f"Metric option · {key}", value=chosen_opts.get(key, "") if choice == chosen else "",
+                             help=why, key=f"metric_opt_{choice}_{key}_{v}")
+          for key, why in metrics.option_fields(choice)}
+try:
+    metric = metrics.apply(task, metrics.setting(choice, code), values)
+except GPOError as e:
+    st.error(md(str(e)))
+else:
+    st.caption(md(metric.definition()))
+    pc1, pc2 = st.columns([1, 3])
+    index = pc1.number_input("Preview example", min_value=1, value=1, step=1, key=f"metric_example_{v}")
+    typed = pc2.text_input("Output to score (empty: the example's own target)", key=f"metric_output_{v}")
+    try:
+        shown = metrics.preview(task, metric, int(index) - 1, typed or None)
+        st.text(f"Target: {shown.target}")
+        (st.success if shown.score == 1.0 else st.warning)(md(shown.text()))
+    except GPOError as e:
+        st.error(md(str(e)))
 
 st.markdown("**Splits** (dev scores every candidate; test is only reported)")
 s = studio.draft.settings.splits

@@ -28,6 +28,14 @@ benchmarks/embedded_optimizer.py as the upper reference):
   ``HOW`` by a rubric stated nowhere in the input; gold is the rubric code the ticket was
   built from.
 
+Two tasks scored by metrics other than their answer type (issue 12; task.json names the
+metric), also starting from a vague instruction:
+
+- contact_extraction (JSONL, metric json_keys on name, city, order): a customer message built
+  from a name, a city and an order number; gold is the JSON object of those three slots.
+- weather_report (JSONL with the field ``output``, metric rouge_l): a forecast record; gold is a
+  list of two reference sentences written by template from the record's fields.
+
 Inputs stay short (under ~60 words) so the tiny embedded model answers fast.
 """
 
@@ -52,6 +60,8 @@ SEEDS = {
     "review_sentiment": 106,
     "date_normalization": 107,
     "ticket_triage": 108,
+    "contact_extraction": 109,
+    "weather_report": 110,
 }
 INSTRUCTION = "Let's think step by step."
 #: Starting instructions other than :data:`INSTRUCTION`: deliberately vague, so the task model
@@ -60,6 +70,8 @@ INSTRUCTIONS = {
     "review_sentiment": "Classify the review.",
     "date_normalization": "What is the date?",
     "ticket_triage": "Label the ticket.",
+    "contact_extraction": "Extract the details.",
+    "weather_report": "Describe this.",
 }
 #: Hand-written instructions that state each convention (the benchmark's upper reference).
 IDEAL_INSTRUCTIONS = {
@@ -68,6 +80,16 @@ IDEAL_INSTRUCTIONS = {
     "ticket_triage": ("Label the support ticket with one code: BILL for payments, charges, refunds or invoices; "
                       "ACCT for login, password or account access; BUG for crashes, errors or features that do "
                       "not work; HOW for questions about how to do something. Answer with the code only."),
+    "contact_extraction": ('Answer with only a JSON object with the keys "name" (the full name of the person '
+                           'writing), "city" and "order" (the order number, digits only), e.g. '
+                           '{"name": "Ada Byron", "city": "Leeds", "order": "48213"}.'),
+    "weather_report": ("Write one sentence of the form: In <city> it will be <sky> with <wind> wind and a "
+                       "high of <temperature> degrees."),
+}
+#: Metric of the tasks not scored by their answer type (task.json "metric" / "metric_options").
+METRICS = {
+    "contact_extraction": ("json_keys", {"keys": "name,city,order"}),
+    "weather_report": ("rouge_l", {}),
 }
 
 
@@ -486,6 +508,62 @@ def ticket_triage(rng: random.Random) -> list[dict[str, str]]:
     return rows
 
 
+# --------------------------------------------------------------------------- contact extraction (JSON keys)
+
+_FIRST = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kemal", "Lena", "Maya",
+          "Nils", "Omar", "Priya", "Rosa", "Sam", "Tariq", "Una"]
+_LAST = ["Lopez", "Smith", "Nguyen", "Okafor", "Schmidt", "Rossi", "Kowalski", "Tanaka", "Silva", "Haddad",
+         "Moreau", "Larsen", "Novak", "Pereira", "Quinn"]
+_CITIES = ["Lisbon", "Leeds", "Oslo", "Porto", "Lyon", "Gdansk", "Turin", "Ghent", "Cork", "Bergen", "Malaga",
+           "Utrecht", "Dresden", "Tampere", "Brno"]
+_CONTACT_TEMPLATES = [
+    "Hi, this is {name} from {city}. Order {order} never arrived.",
+    "Hello, {name} here, writing from {city} about order {order}: the box was damaged.",
+    "My order {order} is late. I live in {city}. Thanks, {name}",
+    "Good morning! Could you check order {order}? It should go to {city}. Regards, {name}",
+    "{name} ({city}) asking about order no. {order}, which was charged twice.",
+    "Order #{order} has the wrong size. Please send a new one to {city}. {name}",
+]
+
+
+def contact_extraction(rng: random.Random) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    while len(rows) < N_EXAMPLES:
+        name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+        city, order = rng.choice(_CITIES), str(rng.randint(10000, 99999))
+        text = rng.choice(_CONTACT_TEMPLATES).format(name=name, city=city, order=order)
+        if text in seen:
+            continue
+        seen.add(text)
+        gold = {"name": name, "city": city, "order": order}  # the slots the message was built from
+        rows.append({"input": f"Message: {text}", "target": json.dumps(gold, ensure_ascii=False)})
+    return rows
+
+
+# --------------------------------------------------------------------------- weather report (data-to-text)
+
+_SKIES = ["sunny", "cloudy", "rainy", "foggy", "snowy", "stormy"]
+_WINDS = ["light", "strong", "gusty", "calm"]
+
+
+def weather_report(rng: random.Random) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    seen: set[str] = set()
+    while len(rows) < N_EXAMPLES:
+        city, sky, wind = rng.choice(_CITIES), rng.choice(_SKIES), rng.choice(_WINDS)
+        temp = rng.randint(-10, 35)
+        record = f"city={city}; sky={sky}; wind={wind}; high={temp} C"
+        if record in seen:
+            continue
+        seen.add(record)
+        # two references written from the same record (the house style and a shorter variant)
+        refs = [f"In {city} it will be {sky} with {wind} wind and a high of {temp} degrees.",
+                f"{city}: {sky}, {wind} wind, high of {temp} degrees."]
+        rows.append({"input": f"Forecast record: {record}", "output": refs})
+    return rows
+
+
 # --------------------------------------------------------------------------- writing
 
 TASKS = {
@@ -529,10 +607,22 @@ TASKS = {
         "Code a support ticket BILL, ACCT, BUG or HOW (a rubric stated nowhere in the input).",
         "gold is the rubric code each ticket was built from",
     ),
+    "contact_extraction": (
+        contact_extraction, "examples.jsonl", "exact_match",
+        "Extract name, city and order number from a customer message as JSON (keys the starting instruction "
+        "does not name); scored per key.",
+        "gold is the JSON object of the name, city and order number each message was built from",
+    ),
+    "weather_report": (
+        weather_report, "examples.jsonl", "exact_match",
+        "Write a one-sentence forecast from a weather record; scored by ROUGE-L against two references "
+        "(field 'output').",
+        "gold is two reference sentences written by template from each record's fields",
+    ),
 }
 
 
-def _serialize(rows: list[dict[str, str]], filename: str) -> str:
+def _serialize(rows: list[dict], filename: str) -> str:
     if filename.endswith(".csv"):
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -562,6 +652,8 @@ def main(out_dir: str | Path | None = None) -> list[Path]:
             "initial_instruction": INSTRUCTIONS.get(name, INSTRUCTION),
             "source": f"generated by sample_tasks/generate.py (seed {SEEDS[name]}); {gold}",
         }
+        if name in METRICS:
+            meta["metric"], meta["metric_options"] = METRICS[name]
         (folder / "task.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8", newline="\n")
         written.append(folder)
     return written

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gpo_core.errors import EndpointDownError
+from gpo_core.errors import ConfigError, EndpointDownError
+from gpo_core.metrics import Metric, build_metric
 from gpo_core.models.base import ChatModel, TokenUsage
 from gpo_core.optimizer.racing import RaceOutcome, race
 from gpo_core.runs.records import RunState
@@ -53,11 +54,22 @@ class Scorer:
     splits: its examples. task_model: the model answering. concurrency: calls in flight.
     """
 
-    def __init__(self, state: RunState, splits: TaskSplits, task_model: ChatModel, concurrency: int):
+    def __init__(self, state: RunState, splits: TaskSplits, task_model: ChatModel, concurrency: int,
+                 metric: Metric | None = None):
         self.state = state
         self.splits = splits
         self.task_model = task_model
         self.concurrency = concurrency
+        self._metric = metric
+
+    @property
+    def metric(self) -> Metric:
+        """The run's metric (``settings.optimizer.metric`` and its options; "" = the task's
+        answer type), built once (:func:`gpo_core.metrics.build_metric`)."""
+        if self._metric is None:
+            opt = self.state.settings.optimizer
+            self._metric = build_metric(opt.metric, opt.metric_options, self.state.task.answer_type)
+        return self._metric
 
     def score(self, prompts: list[str], split: str, on_progress: Progress | None = None,
               should_stop: Callable[[], bool] | None = None) -> list[EvalResult]:
@@ -86,15 +98,16 @@ class Scorer:
         recs = [ExampleRecord.from_dict(r) for r in records]
         errors = sum(1 for r in recs if r.error is not None)
         correct = sum(1 for r in recs if r.error is None and r.correct)
+        total = sum(r.value for r in recs if r.error is None)
         answered = len(recs) - errors
-        old = EvalResult(prompt, split, correct / answered if answered else 0.0, len(recs), correct, errors,
-                         TokenUsage(), recs)
+        old = EvalResult(prompt, split, total / answered if answered else 0.0, len(recs), correct, errors,
+                         TokenUsage(), recs, score_sum=total, binary=self.metric.binary, metric=self.metric.name)
         tm = self.state.settings.task_model
         return fill_failed(old, examples, self.task_model, answer_type=self.state.task.answer_type,
                            position=self.state.task.instruction_position, max_tokens=tm.max_tokens,
                            temperature=tm.temperature, concurrency=self.concurrency, on_progress=cb,
                            should_stop=should_stop, retry_failed=True,
-                           protocol=resolved_protocol(self.state.settings.optimizer.protocol))
+                           protocol=resolved_protocol(self.state.settings.optimizer.protocol), metric=self.metric)
 
     def _evaluate(self, prompts: list[str], examples: list[Example], split: str,
                   cb: Callable[[int, int], None] | None, should_stop: Callable[[], bool] | None) -> list[EvalResult]:
@@ -104,7 +117,7 @@ class Scorer:
                              position=self.state.task.instruction_position, max_tokens=tm.max_tokens,
                              temperature=tm.temperature, concurrency=self.concurrency, split=split,
                              on_progress=cb, should_stop=should_stop, retry_failed=True,
-                             protocol=resolved_protocol(self.state.settings.optimizer.protocol))
+                             protocol=resolved_protocol(self.state.settings.optimizer.protocol), metric=self.metric)
 
     def race(self, prompts: list[str], on_progress: Progress | None = None,
              should_stop: Callable[[], bool] | None = None) -> list[RaceOutcome]:
@@ -114,6 +127,9 @@ class Scorer:
         :meth:`score` (failed calls retried at the end of each round; EndpointDownError when
         every call so far failed; EvaluationCancelled on ``should_stop``)."""
         c = self.state.settings.optimizer
+        if not self.metric.binary:
+            raise ConfigError("racing", f"racing compares Wilson bounds of 0/1 scores; the metric "
+                                        f"{self.metric.name!r} gives partial credit: turn racing off")
         cb = (lambda d, n: on_progress("dev", d, n)) if on_progress else None
         return race(prompts, self.splits.dev, lambda ps, exs, f: self._evaluate(ps, exs, "dev", f, should_stop),
                     alpha=c.racing_alpha, batch=c.racing_batch, on_progress=cb,

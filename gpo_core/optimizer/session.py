@@ -23,6 +23,7 @@ from pathlib import Path
 from gpo_core.costs.prices import PriceTable, load_prices
 from gpo_core.costs.spend import Spend, SpendCapReached, SpendMeter, cap_reason, check_cap_prices, spend_snapshot
 from gpo_core.errors import ConfigError
+from gpo_core.metrics import build_metric
 from gpo_core.models.base import ChatModel
 from gpo_core.models.embeddings import Embedder
 from gpo_core.optimizer import transitions
@@ -95,6 +96,14 @@ def plan_run(task: Task, settings: RunSettings, splits: TaskSplits | None = None
     settings = settings.replace(optimizer=opt).validate()
     if not splits.dev:
         raise ConfigError("dev_size", "the dev split is empty")
+    # the metric's settings against every target it will score: refused before any model call
+    try:
+        build_metric(opt.metric, opt.metric_options, task.answer_type).check([*splits.dev, *splits.test])
+    except ConfigError as e:  # "metric_options.keys" -> the settings field, so the CLI / app name it
+        head, _, key = e.setting.partition(".")
+        if head == "metric_options" and key:
+            raise ConfigError("metric_options", f"{key}: {e.reason}") from None
+        raise
     return settings, splits
 
 

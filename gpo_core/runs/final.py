@@ -108,8 +108,9 @@ class SplitComparison:
     """The final prompt against the start on one split. start / final: correct of answered
     over the whole split; shared: examples both answered (matched by input and target);
     fixed / broken: of those, wrong with the start and right with the final prompt / the
-    other way round; p_value: exact two-sided McNemar p of fixed vs broken. shared, fixed,
-    broken and p_value are None without per-example records to pair."""
+    other way round (with a partial-credit metric: a higher / lower score); p_value: exact
+    two-sided McNemar p of fixed vs broken (the sign test). shared, fixed, broken and p_value
+    are None without per-example records to pair."""
 
     split: str
     start: Proportion
@@ -125,6 +126,10 @@ class SplitComparison:
         head = f"{self.split} {self.final.text()} vs start {self.start.text()}"
         if self.p_value is None:
             return head + " (no per-example records to pair)"
+        if not (float(self.start.correct).is_integer() and float(self.final.correct).is_integer()):
+            # partial-credit scores (gpo_core.metrics): examples whose score went up / down, sign test
+            return (f"{head}: scores higher on {self.fixed}, lower on {self.broken} of {self.shared} shared "
+                    f"examples, exact sign test p = {self.p_value:.3g}")
         return (f"{head}: {self.fixed} fixed, {self.broken} broken of {self.shared} shared examples, "
                 f"McNemar p = {self.p_value:.3g}")
 

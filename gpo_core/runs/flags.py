@@ -50,6 +50,10 @@ def _part_from_flags(cls: type, base: Any, given: Mapping[str, Any]) -> Any:
             value = given[name_dest]
             if isinstance(getattr(base, name), bool):  # a switch: --no-budget, --enforce-budget
                 value = not name_dest.startswith("no_")
+            if name == "metric_options" and isinstance(value, (list, tuple)):  # --metric-option KEY=VALUE ...
+                from gpo_core.metrics.options import parse_metric_options
+
+                value = parse_metric_options(value)
             changes[name] = value
     return base.replace(**changes) if changes else base
 

@@ -80,7 +80,8 @@ class CandidateRecord:
     no decision path may choose it (nor its text), and later meta-prompts list it as
     "rejected by the user" (OptimizerSettings.show_rejections). dev_correct: dev examples
     answered correctly (so the Wilson interval of ``dev_correct`` of ``dev_answered`` can be
-    shown, :func:`gpo_core.stats.wilson_interval`), None when unscored or unknown (older runs).
+    shown, :func:`gpo_core.stats.wilson_interval`; with a partial-credit metric: the dev score
+    sum), None when unscored or unknown (older runs).
     fixed / broken: dev examples the step's current prompt got wrong and this candidate right
     (fixed), or the other way round (broken), over the examples both answered; p_value: the
     exact two-sided McNemar p of fixed vs broken (:func:`gpo_core.stats.mcnemar_exact`);
@@ -113,7 +114,7 @@ class CandidateRecord:
     test_accuracy: float | None = None
     rejected: bool = False
     test_errors: int = 0
-    dev_correct: int | None = None
+    dev_correct: float | None = None
     fixed: int | None = None
     broken: int | None = None
     p_value: float | None = None

@@ -17,6 +17,7 @@ from gpo_core.costs.estimate import estimate_run, recent_runs
 from gpo_core.costs.prices import load_prices
 from gpo_core.costs.spend import SpendCapReached
 from gpo_core.errors import ConfigError
+from gpo_core.metrics import metric_label, with_task_metric
 from gpo_core.models.cache import CACHE_FILE_NAME, default_cache_dir
 from gpo_core.models.provider import ModelProvider
 from gpo_core.optimizer.overfit import is_test_hidden
@@ -189,6 +190,7 @@ def estimate_cli(req: RunRequest, printer: Callable[[str], None] = print) -> str
         task = load_task(Path(req.task_path).absolute(), input_column=req.input_column,
                          target_column=req.target_column, answer_type=req.answer_type,
                          instruction_position=req.position, initial_instruction=req.instruction)
+        settings = with_task_metric(settings, task).validate("cli")
         est = estimate_run(settings, task, prices=prices, history=_history(out))
     for line in est.lines():
         printer(line)
@@ -213,12 +215,14 @@ def run_request(req: RunRequest, printer: Callable[[str], None] = print) -> tupl
         task = load_task(Path(req.task_path).absolute(), input_column=req.input_column,
                          target_column=req.target_column, answer_type=req.answer_type,
                          instruction_position=req.position, initial_instruction=req.instruction)
+        settings = with_task_metric(settings, task).validate("cli")  # task.json's metric unless --metric
         check_storage(req, 2 * _task_bytes(task))
         models = provider.models(settings, req.api_key, need_embedder=settings.optimizer.selection == "relevance")
         session = GPOSession.create(task, settings, models, run_dir=out, owner=cli_owner())
         printer(f"task {task.name}: {len(session.splits.train)} train / {len(session.splits.dev)} dev / "
                 f"{len(session.splits.test)} test; answer type {task.answer_type}; "
-                f"position {task.instruction_position}")
+                f"position {task.instruction_position}; metric "
+                f"{metric_label(session.settings.optimizer.metric, task.answer_type)}")
     printer(describe_models(session.settings))
     session.use_prices(load_prices(req.prices_path))
     for line in estimate_run(state=session.state, prices=session.prices,

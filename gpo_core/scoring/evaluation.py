@@ -23,8 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from gpo_core.errors import CallCeilingError, ConfigError, GPOError
+from gpo_core.metrics import Metric, get_metric
 from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage, summarize_warnings
-from gpo_core.scoring.answers import extract_answer, matches_target, normalize_target
 from gpo_core.scoring.reprompt import PROTOCOLS, SECOND_TURN_MAX_TOKENS, plain_prompt, second_turn
 from gpo_core.scoring.results import EvalResult, ExampleRecord
 from gpo_core.scoring.task_prompt import task_messages
@@ -54,19 +54,6 @@ def _safe_complete(model: ChatModel, request: ChatRequest) -> Completion:
         return Completion(text="", error=reason, attempts=1)
 
 
-def _normalized_targets(examples: list[Example], answer_type: str) -> list[str]:
-    out = []
-    for i, ex in enumerate(examples):
-        try:
-            out.append(normalize_target(ex.target, answer_type))
-        except ValueError as exc:
-            where = f"line {ex.line}" if ex.line is not None else f"example {i + 1}"
-            raise ConfigError(
-                "answer_type", f"{where}: {exc}; is {answer_type!r} the right answer type?"
-            ) from None
-    return out
-
-
 def evaluate_many(
     instructions: list[str],
     examples: list[Example],
@@ -84,6 +71,7 @@ def evaluate_many(
     should_stop: Callable[[], bool] | None = None,
     retry_failed: bool = False,
     protocol: str = "single",
+    metric: Metric | None = None,
 ) -> list[EvalResult]:
     """Score several prompts on the same examples; one :class:`EvalResult` per instruction.
 
@@ -104,6 +92,10 @@ def evaluate_many(
     labelled prompt, the reply parsed) or "reference" (the question and instruction without
     labels, then an answer re-prompt whose reply is parsed: two calls an example; see
     :mod:`gpo_core.scoring.reprompt`); each record says which produced its answer.
+    metric: how each answered output is scored (:mod:`gpo_core.metrics`); None: the answer
+    type's exact rule. Its ``check(examples)`` runs before any call; its ``score_many`` runs
+    once over every answered output. Accuracy = mean score over the answered examples;
+    ``correct`` = score 1.0.
 
     Returns P results in the order of ``instructions``. A call that still fails is kept in
     the records with its error and left out of the accuracy (see :class:`EvalResult`).
@@ -122,7 +114,9 @@ def evaluate_many(
         raise ConfigError("protocol", f"unknown scoring protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if not examples:
         raise ConfigError(f"{split} set", "has no examples to evaluate")
-    targets = _normalized_targets(examples, answer_type)
+    if metric is None:
+        metric = get_metric(answer_type)
+    metric.check(examples)  # bad targets or metric settings: refused before any call
     unique = list(dict.fromkeys(instructions))
 
     # Render every (prompt x example) request up front; identical requests share one call.
@@ -168,14 +162,20 @@ def evaluate_many(
                                                            retry_failed)
     seconds = time.perf_counter() - started
 
-    by_instruction: dict[str, EvalResult] = {}
-    for instruction, row in zip(unique, plan):
-        records = []
+    # Per instruction and example: the call (first failure folded in) and the answer's text;
+    # then ONE metric.score_many over every answered output (a judge metric batches its calls).
+    rows: list[list[tuple[Completion, Completion | None, int | None, str, str]]] = []
+    answered_at: list[tuple[int, int]] = []  # (row, example position) of each answered output
+    answered_outputs: list[str] = []
+    answered_examples: list[Example] = []
+    usages: list[TokenUsage] = []
+    spents: list[list[Completion]] = []
+    for r, row in enumerate(plan):
         usage = TokenUsage()
         seen: set[int] = set()
         spent: list[Completion] = []
-        n_correct = n_errors = 0
-        for ex, target, (idx, prompt) in zip(examples, targets, row):
+        cells = []
+        for pos, (ex, (idx, prompt)) in enumerate(zip(examples, row)):
             c = completions[idx]
             j = second_of.get(idx)
             second = second_completions[j] if j is not None else None
@@ -196,20 +196,40 @@ def evaluate_many(
                                attempts=c.attempts, error=f"answer re-prompt: {second.error}", cached=c.cached,
                                model=c.model)
             if c.error is None:
-                parsed = extract_answer(answer.text, answer_type)
-                correct = matches_target(parsed, target, answer_type)
-            else:
-                parsed, correct = None, False
+                answered_at.append((r, pos))
+                answered_outputs.append(answer.text)
+                answered_examples.append(ex)
+            cells.append((c, second, j, prompt, answer.text))
+        rows.append(cells)
+        usages.append(usage)
+        spents.append(spent)
+    scored = metric.score_many(answered_outputs, answered_examples) if answered_outputs else []
+    if len(scored) != len(answered_outputs):
+        raise GPOError(f"metric {metric.name!r} returned {len(scored)} scores for {len(answered_outputs)} outputs")
+    result_at = dict(zip(answered_at, scored))
+
+    by_instruction: dict[str, EvalResult] = {}
+    for r, (instruction, row) in enumerate(zip(unique, plan)):
+        records = []
+        n_correct = n_errors = 0
+        score_sum = 0.0
+        for pos, (ex, (c, second, j, prompt, _text)) in enumerate(zip(examples, rows[r])):
+            res = result_at.get((r, pos))
+            if res is None:
                 n_errors += 1
-            n_correct += correct
+                score = None
+            else:
+                score = min(1.0, max(0.0, float(res.score)))
+                score_sum += score
+                n_correct += score == 1.0
             records.append(
                 ExampleRecord(
                     input=ex.input,
                     target=ex.target,
                     rendered_prompt=prompt,
                     raw_output=c.text,
-                    parsed_answer=parsed,
-                    correct=correct,
+                    parsed_answer=res.parsed if res is not None else None,
+                    correct=score == 1.0,
                     prompt_tokens=c.prompt_tokens,
                     completion_tokens=c.completion_tokens,
                     error=c.error,
@@ -218,21 +238,31 @@ def evaluate_many(
                     protocol=protocol,
                     second_prompt=second_requests[j].messages[-1][1] if j is not None else None,
                     second_output=second.text if second is not None else None,
+                    score=score,
+                    reason=res.reason if res is not None else None,
+                    metric_error=res.error if res is not None else None,
+                    judge_prompt=res.judge_prompt if res is not None else None,
+                    judge_output=res.judge_output if res is not None else None,
+                    judge_prompt_tokens=res.judge_prompt_tokens if res is not None else 0,
+                    judge_completion_tokens=res.judge_completion_tokens if res is not None else 0,
                 )
             )
         answered = len(examples) - n_errors
         by_instruction[instruction] = EvalResult(
             instruction=instruction,
             split=split,
-            accuracy=n_correct / answered if answered else 0.0,
+            accuracy=score_sum / answered if answered else 0.0,
             n=len(examples),
             n_correct=n_correct,
             n_errors=n_errors,
-            usage=usage,
+            usage=usages[r],
             records=records,
             seconds=seconds,
             models=sorted({m for idx, _ in row if (m := completions[idx].model)}),
-            warnings=summarize_warnings(spent),
+            warnings=summarize_warnings(spents[r]),
+            score_sum=score_sum,
+            binary=metric.binary,
+            metric=metric.name,
         )
     return [by_instruction[i] for i in instructions]
 
@@ -274,10 +304,12 @@ def fill_failed(old: EvalResult, examples: list[Example], model: ChatModel, **kw
         records[i] = rec
     errors = sum(1 for r in records if r.error is not None)
     correct = sum(1 for r in records if r.error is None and r.correct)
+    total = sum(r.value for r in records if r.error is None)
     answered = len(records) - errors
-    return EvalResult(instruction=old.instruction, split=old.split, accuracy=correct / answered if answered else 0.0,
+    return EvalResult(instruction=old.instruction, split=old.split, accuracy=total / answered if answered else 0.0,
                       n=len(records), n_correct=correct, n_errors=errors, usage=new.usage, records=records,
-                      seconds=new.seconds, models=new.models, warnings=new.warnings)
+                      seconds=new.seconds, models=new.models, warnings=new.warnings, score_sum=total,
+                      binary=new.binary, metric=new.metric)
 
 
 def _run_round(requests: list[ChatRequest], model: ChatModel, concurrency: int,

@@ -24,6 +24,11 @@ class ExampleRecord:
     protocol: the scoring protocol that produced the answer ("single" or "reference", see
     :mod:`gpo_core.scoring.reprompt`). second_prompt / second_output: the answer re-prompt
     and the reply that was parsed (reference protocol; None otherwise).
+    score: the metric's score in [0, 1] (:mod:`gpo_core.metrics`); None on records saved
+    before metrics existed, meaning ``float(correct)`` (use :attr:`value`). correct: score == 1.
+    reason: the metric's one-line reason, or None. metric_error: set when the metric raised on
+    this example (then score 0). judge_prompt / judge_output / judge_prompt_tokens /
+    judge_completion_tokens: the LLM judge's prompt, reply and usage (judge metrics only).
     """
 
     input: str
@@ -40,6 +45,19 @@ class ExampleRecord:
     protocol: str = "single"
     second_prompt: str | None = None
     second_output: str | None = None
+    score: float | None = None
+    reason: str | None = None
+    metric_error: str | None = None
+    judge_prompt: str | None = None
+    judge_output: str | None = None
+    judge_prompt_tokens: int = 0
+    judge_completion_tokens: int = 0
+
+    @property
+    def value(self) -> float:
+        """The example's score in [0, 1]: :attr:`score`, or ``float(correct)`` for records
+        saved before metrics existed (score None)."""
+        return float(self.correct) if self.score is None else float(self.score)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (all fields, plain types)."""
@@ -61,7 +79,8 @@ _EXAMPLE_FIELDS = fields(ExampleRecord)
 class EvalResult:
     """The score of one prompt on one split.
 
-    accuracy: n_correct / n_answered, in [0, 1] (0.0 when nothing was answered). n: examples
+    accuracy: mean metric score over the answered examples (score_sum / n_answered), in
+    [0, 1] (0.0 when nothing was answered). n: examples
     scored. n_errors: examples whose call still failed (after the retry pass, if any); they
     are neither right nor wrong. usage: tokens and calls actually spent for this prompt,
     retry passes included (a call shared by identical requests is counted once). records:
@@ -71,6 +90,11 @@ class EvalResult:
     reported in its replies (sorted; empty when it names none). warnings: what the calls'
     :attr:`~gpo_core.models.base.Completion.warnings` said (a cache that could not be
     written, a usage field that was not a number...), each once with its count.
+    score_sum: sum of the answered examples' metric scores (accuracy = score_sum / answered;
+    None on results saved before metrics existed: then n_correct). n_correct: examples
+    scored 1.0. binary: the metric scores 0 or 1 only (Wilson / McNemar apply; otherwise the
+    bootstrap and the sign test, see :mod:`gpo_core.stats`). metric: the metric's name
+    (None: saved before metrics existed, the answer type's).
     """
 
     instruction: str
@@ -84,6 +108,15 @@ class EvalResult:
     seconds: float = 0.0
     models: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    score_sum: float | None = None
+    binary: bool = True
+    metric: str | None = None
+
+    @property
+    def total_score(self) -> float:
+        """Sum of the answered examples' scores (``score_sum``; ``n_correct`` for results
+        saved before metrics existed)."""
+        return float(self.n_correct) if self.score_sum is None else float(self.score_sum)
 
     @property
     def n_answered(self) -> int:
@@ -114,6 +147,9 @@ class EvalResult:
             "seconds": self.seconds,
             "models": list(self.models),
             "warnings": list(self.warnings),
+            "score_sum": self.score_sum,
+            "binary": self.binary,
+            "metric": self.metric,
         }
         if include_records:
             d["records"] = [r.to_dict() for r in self.records]
@@ -134,4 +170,7 @@ class EvalResult:
             seconds=float(d.get("seconds", 0.0)),
             models=list(d.get("models", [])),
             warnings=list(d.get("warnings", [])),
+            score_sum=None if d.get("score_sum") is None else float(d["score_sum"]),
+            binary=bool(d.get("binary", True)),
+            metric=d.get("metric"),
         )

@@ -62,7 +62,8 @@ def task_from_run(state: RunState) -> Task:
     return Task(name=t.name, examples=[], answer_type=t.answer_type, instruction_position=t.instruction_position,
                 initial_instruction=t.initial_instruction or state.current_prompt, description=t.description,
                 explicit_splits={"train": train, "eval": examples("dev"), "test": examples("test")},
-                format_examples=exemplars if exemplars and exemplars != train else [], source=t.source)
+                format_examples=exemplars if exemplars and exemplars != train else [], source=t.source,
+                metric=state.settings.optimizer.metric, metric_options=dict(state.settings.optimizer.metric_options))
 
 
 class TaskDraft:
@@ -162,7 +163,9 @@ class TaskDraft:
             dev = min(cap_dev, max(1, n // 4)) if n else cap_dev
             test = min(cap_test, max(0, n - dev - 3)) if n else cap_test
             splits = SplitSettings(dev_size=dev, test_size=test, seed=seed)
-        self.draft.settings = self.draft.settings.replace(splits=splits)
+        # the metric the task suggests (task.json; a run's own), "" = its answer type's
+        opt = self.draft.settings.optimizer.replace(metric=task.metric, metric_options=dict(task.metric_options))
+        self.draft.settings = self.draft.settings.replace(splits=splits, optimizer=opt)
 
     # Prompting and splits ----------------------------------------------------------------
     def update_task(self, *, answer_type: str, instruction_position: str, initial_instruction: str) -> Task:

@@ -31,6 +31,8 @@ TASK_META_KEYS = (
     "input_column",
     "target_column",
     "source",
+    "metric",
+    "metric_options",
 )
 
 
@@ -68,7 +70,7 @@ def _data_files(folder: Path) -> list[Path]:
     )
 
 
-def _read_meta(folder: Path) -> dict[str, str]:
+def _read_meta(folder: Path) -> dict:
     """The settings in ``folder/task.json`` (``{}`` without one), checked key by key."""
     meta_path = folder / TASK_META_FILE
     if not meta_path.is_file():
@@ -87,6 +89,10 @@ def _read_meta(folder: Path) -> dict[str, str]:
     for key, value in meta.items():
         if key not in TASK_META_KEYS:
             raise TaskFormatError(where, f"unknown setting; allowed: {', '.join(TASK_META_KEYS)}", None, key)
+        if key == "metric_options":  # {"keys": "name,city"}: the metric's options, texts
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise TaskFormatError(where, f"expected an object of texts, got {json_type(value)}", None, key)
+            continue
         if not isinstance(value, str):
             raise TaskFormatError(where, f"expected text, got {json_type(value)}", None, key)
     if meta.get("answer_type", ANSWER_TYPES[0]) not in ANSWER_TYPES:
@@ -106,7 +112,7 @@ class FolderContents:
     examples: list[Example] = field(default_factory=list)
     splits: dict[str, list[Example]] = field(default_factory=dict)
     format_examples: list[Example] = field(default_factory=list)
-    meta: dict[str, str] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 

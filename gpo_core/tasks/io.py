@@ -207,7 +207,7 @@ def _make_task(
     splits: dict[str, list[Example]],
     fmt: list[Example],
     overrides: dict,
-    meta: dict[str, str],
+    meta: dict,
     source: str,
     files: dict[str, str],
     warnings: list[str],
@@ -235,6 +235,8 @@ def _make_task(
         format_examples=fmt,
         source=source,
         warnings=warnings,
+        metric=str(meta.get("metric") or ""),
+        metric_options=dict(meta.get("metric_options") or {}),
     )
 
 

@@ -46,6 +46,8 @@ class Task:
     warnings: what loading noticed but did not refuse, one sentence each naming the file and
     lines (duplicate rows dropped, targets that are not answers of ``answer_type`` dropped,
     the same input in two splits); shown where the loaded task is shown.
+    metric / metric_options: the metric ``task.json`` suggests (``""``: the answer type's), the
+    default of a new run's ``OptimizerSettings.metric`` (:mod:`gpo_core.metrics`).
     """
 
     name: str
@@ -58,6 +60,8 @@ class Task:
     format_examples: list[Example] = field(default_factory=list)
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    metric: str = ""
+    metric_options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -21,13 +21,20 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 def field_text(value: Any, filename: str, line: int, field: str, n: int, kind: str) -> str:
     """The text of an input or target value (record ``n`` at ``line``); TaskFormatError for
-    null, nested, non-finite, over-long or blank values."""
+    null, nested, non-finite, over-long or blank values. A JSON list of non-blank texts (a
+    target with several references) becomes its JSON text, ``'["a", "b"]'``, which the
+    text metrics read as a list of references (:func:`gpo_core.metrics.common.references`)."""
     where = f"record {n}: " if kind == "json" else ""
     if value is None:
         raise TaskFormatError(filename, f"{where}value is null; give text", line, field)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        # a list of texts is a list of references (ROUGE-L, token F1 score against the best):
+        # kept as its JSON text, read back by gpo_core.metrics.common.references
+        value = json.dumps(value, ensure_ascii=False)
     if isinstance(value, (dict, list)):
         what = "an object" if isinstance(value, dict) else "a list"
-        raise TaskFormatError(filename, f"{where}value is {what} (nested data); flatten it to text", line, field)
+        raise TaskFormatError(filename, f"{where}value is {what} (nested data); give text, or a list of "
+                                        "reference texts", line, field)
     if isinstance(value, str):
         text = value
     else:

@@ -17,7 +17,7 @@ import pandas as pd
 from gpo_core.optimizer.policies import current_accuracy
 from gpo_core.optimizer.proposer import current_key
 from gpo_core.runs.records import CandidateRecord, RunState, StepRecord
-from gpo_core.stats import paired_examples
+from gpo_core.stats import paired_examples, record_score
 
 __all__ = ["REGRESSION_COLUMNS", "accept_question", "p_text", "paired_text", "records_key", "regression_for",
            "regression_frame", "verdict"]
@@ -118,20 +118,21 @@ def _answer(r: Mapping[str, Any]) -> str:
 
 def regression_frame(base_records: list[dict], cand_records: list[dict]) -> pd.DataFrame:
     """The dev examples a candidate changed against the current prompt, both answers side by
-    side: change ("fixed": wrong before, right now; "broken": the other way), input, target,
+    side: change ("fixed": wrong before, right now, or a higher score; "broken": the other
+    way), input, target,
     each prompt's parsed answer and its raw reply. Fixed first, then broken, in dev order.
     Examples are paired as :func:`gpo_core.stats.paired_counts` pairs them (by input and
     target, each used once); failed calls are left out. Empty when nothing changed."""
     fixed, broken = [], []
     for base, r in paired_examples(base_records, cand_records):
-        was, now = bool(base.get("correct")), bool(r.get("correct"))
+        was, now = record_score(base), record_score(r)  # 0/1, or partial credit
         if was == now:
             continue
-        row = {"change": "fixed" if now else "broken", "input": r.get("input", ""), "target": r.get("target", ""),
+        row = {"change": "fixed" if now > was else "broken", "input": r.get("input", ""), "target": r.get("target", ""),
                "current prompt's answer": _answer(base), "candidate's answer": _answer(r),
                "current prompt's reply": str(base.get("raw_output") or ""),
                "candidate's reply": str(r.get("raw_output") or "")}
-        (fixed if now else broken).append(row)
+        (fixed if now > was else broken).append(row)
     return pd.DataFrame(fixed + broken, columns=REGRESSION_COLUMNS)
 
 

@@ -15,7 +15,7 @@ from gpo_core.runs.final import FINAL_RULE, FinalComparison
 from gpo_core.runs.records import RunState
 from gpo_core.runs.seeds import SeedSummary
 from gpo_core.settings import RunSettings
-from gpo_core.stats import Proportion, mcnemar_exact, paired_counts
+from gpo_core.stats import Proportion, mcnemar_exact, paired_counts, record_score
 from gpo_core.studio.views.markup import pct
 from gpo_core.studio.views.paired_view import p_text
 from gpo_core.studio.views.step_view import decision_label
@@ -193,7 +193,8 @@ def records_frame(records: list[dict], wrong_only: bool = False) -> pd.DataFrame
     and the reply that was parsed ("re-prompt", "final reply"). ``wrong_only`` keeps the
     wrong answers."""
     two_turns = any(r.get("second_prompt") is not None for r in records)
-    columns = ["input", "target", "answer", "correct", "output"]
+    partial = _partial_credit(records)
+    columns = ["input", "target", "answer", "correct", *(["score"] if partial else []), "reason", "output"]
     columns += ["re-prompt", "final reply"] if two_turns else []
     columns += ["tokens", "error"]
     rows = []
@@ -202,7 +203,10 @@ def records_frame(records: list[dict], wrong_only: bool = False) -> pd.DataFrame
             continue
         row = {"input": r["input"], "target": r["target"], "answer": r.get("parsed_answer"),
                "correct": bool(r["correct"]), "output": r.get("raw_output", ""),
-               "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0), "error": r.get("error") or ""}
+               "tokens": r.get("prompt_tokens", 0) + r.get("completion_tokens", 0),
+               "error": r.get("error") or r.get("metric_error") or "", "reason": r.get("reason") or ""}
+        if partial:
+            row["score"] = None if r.get("error") else round(record_score(r), 3)
         if two_turns:
             row["re-prompt"] = r.get("second_prompt") or ""
             row["final reply"] = r.get("second_output") or ""
@@ -210,11 +214,16 @@ def records_frame(records: list[dict], wrong_only: bool = False) -> pd.DataFrame
     return pd.DataFrame(rows, columns=columns)
 
 
+def _partial_credit(records: list[dict]) -> bool:
+    """Whether any answered record scored strictly between 0 and 1 (a partial-credit metric)."""
+    return any(not r.get("error") and record_score(r) not in (0.0, 1.0) for r in records)
+
+
 def records_accuracy(records: list[dict]) -> float | None:
-    """Fraction correct of the ANSWERED per-example records (a failed call is no answer);
-    None when nothing was answered."""
+    """Mean score (fraction correct for 0/1 metrics) of the ANSWERED per-example records (a
+    failed call is no answer); None when nothing was answered."""
     answered = [r for r in records if not r.get("error")]
-    return sum(bool(r["correct"]) for r in answered) / len(answered) if answered else None
+    return sum(record_score(r) for r in answered) / len(answered) if answered else None
 
 
 def compare_frame(a: list[dict], b: list[dict], wrong_only: bool = False) -> pd.DataFrame:
@@ -265,6 +274,9 @@ def compare_text(a: list[dict], b: list[dict], split: str = "dev") -> str:
     fixed, broken, both = paired_counts(a, b)
     p = mcnemar_exact(fixed, broken)
     verdict = "significant at 0.05" if p < 0.05 else "not distinguishable at 0.05"
+    if _partial_credit(a) or _partial_credit(b):  # partial credit: counts of scores up / down, sign test
+        return (f"On the {both} {split} examples both answered, B scores higher than A on {fixed} and lower on "
+                f"{broken} (exact sign test {p_text(p)}: {verdict}).")
     return (f"On the {both} {split} examples both answered, B fixes {fixed} that A got wrong and breaks {broken} "
             f"that A got right (McNemar {p_text(p)}: {verdict}).")
 

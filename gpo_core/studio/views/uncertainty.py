@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from gpo_core.optimizer.direction import TrajectoryEntry
 from gpo_core.runs.final import entry_score
 from gpo_core.runs.records import CandidateRecord, RunState, StepRecord
-from gpo_core.stats import Proportion
+from gpo_core.stats import Proportion, mean_interval, record_score
 
 __all__ = ["Accuracy", "accuracy_from", "candidate_dev", "candidate_test", "chosen_test", "entry_accuracy",
            "explainer", "initial_accuracy", "records_accuracy", "split_size"]
@@ -114,11 +114,15 @@ def chosen_test(state: RunState, step: StepRecord) -> Accuracy | None:
 
 def records_accuracy(records: list[dict]) -> Accuracy | None:
     """Accuracy of per-example records over the answered ones (failed calls left out), or
-    None when there are no records."""
+    None when there are no records. Records with partial-credit scores give the mean score
+    with its bootstrap interval (:func:`gpo_core.stats.mean_interval`, seeded)."""
     if not records:
         return None
-    answered = [r for r in records if not r.get("error")]
-    return Accuracy(sum(1 for r in answered if r.get("correct")), len(answered))
+    scores = [record_score(r) for r in records if not r.get("error")]
+    if all(x in (0.0, 1.0) for x in scores):
+        return Accuracy(int(sum(scores)), len(scores))
+    # partial credit: the mean score with the seeded bootstrap interval of the scores
+    return Accuracy(sum(scores), len(scores), ci=mean_interval(scores))
 
 
 def explainer(acc: Accuracy | None, split: str = "dev") -> str:
