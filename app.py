@@ -71,6 +71,7 @@ pages = {
     "models": st.Page("pages/models.py", title="Models", icon=":material/smart_toy:"),
     "optimize": st.Page("pages/optimize.py", title="Optimize", icon=":material/tune:"),
     "results": st.Page("pages/results.py", title="Results", icon=":material/monitoring:"),
+    "evaluate": st.Page("pages/evaluate.py", title="Prompt × model", icon=":material/grid_on:"),
 }
 page = st.navigation(list(pages.values()))
 goto = st.query_params.get("page")

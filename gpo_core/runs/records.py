@@ -294,7 +294,8 @@ class StepRecord:
 class RunTask:
     """The task of a run as it was prompted and scored: name, answer type, instruction
     position (see :mod:`gpo_core.tasks.task`), description, source (file or folder) and
-    the starting instruction."""
+    the starting instruction. start_from: a warm start, where the starting instruction came
+    from (another run's final prompt: :mod:`gpo_core.runs.warm_start`), None otherwise."""
 
     name: str
     answer_type: str
@@ -302,9 +303,13 @@ class RunTask:
     description: str = ""
     source: str = ""
     initial_instruction: str = ""
+    start_from: dict | None = None
 
     def to_dict(self) -> dict:
-        return _shallow(self)
+        d = _shallow(self)
+        if d["start_from"] is None:  # runs without a warm start keep their run.json as before
+            del d["start_from"]
+        return d
 
     @staticmethod
     def from_dict(d: dict) -> RunTask:

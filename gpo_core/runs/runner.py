@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gpo_core.costs.estimate import estimate_run, recent_runs
 from gpo_core.costs.prices import load_prices
@@ -45,7 +46,8 @@ class RunRequest:
     another live session (an app tab, another command) holds the run's lease; without it
     such a resume is refused, naming the holder. api_key: from the environment only, never
     stored. cache_dir: response cache folder. prices_path: a price table over the default
-    (``--prices``). estimate_only: print the cost estimate and run nothing.
+    (``--prices``). estimate_only: print the cost estimate and run nothing. start_from: a
+    warm start (:class:`gpo_core.runs.warm_start.WarmStart`; its prompt is ``instruction``).
     """
 
     task_path: Path | None
@@ -64,6 +66,7 @@ class RunRequest:
     target_column: str | None = None
     prices_path: Path | None = None
     estimate_only: bool = False
+    start_from: Any = None
 
 
 def cli_owner() -> str:
@@ -219,6 +222,11 @@ def run_request(req: RunRequest, printer: Callable[[str], None] = print) -> tupl
         check_storage(req, 2 * _task_bytes(task))
         models = provider.models(settings, req.api_key, need_embedder=settings.optimizer.selection == "relevance")
         session = GPOSession.create(task, settings, models, run_dir=out, owner=cli_owner())
+        if req.start_from is not None:  # a warm start: recorded in the run and said aloud
+            from gpo_core.runs.warm_start import warm_start_text
+
+            session.state.task.start_from = req.start_from.record(settings.task_model, task.name)
+            printer(warm_start_text(session.state.task.start_from))
         printer(f"task {task.name}: {len(session.splits.train)} train / {len(session.splits.dev)} dev / "
                 f"{len(session.splits.test)} test; answer type {task.answer_type}; "
                 f"position {task.instruction_position}; metric "

@@ -21,6 +21,7 @@ from gpo_core.optimizer.scorer import Progress
 from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.records import CandidateRecord, StepRecord
 from gpo_core.runs.seeds import SeedSummary
+from gpo_core.runs.warm_start import WarmStart
 from gpo_core.settings import RunSettings
 from gpo_core.studio.draft import DraftSettings
 from gpo_core.studio.messages import Flash
@@ -141,9 +142,10 @@ class RunActions:
         return self._submit("start", "Scoring the starting prompt on dev and test…",
                             lambda s, j: s.start(j.on_progress, j.should_stop), describe)
 
-    def submit_new_run(self) -> Job:
-        """Create a run with the draft settings and score its starting prompt in the background."""
-        self.runs.create()
+    def submit_new_run(self, start_from: WarmStart | None = None) -> Job:
+        """Create a run with the draft settings and score its starting prompt in the background.
+        start_from: a warm start (see :meth:`gpo_core.studio.runs.Runs.create`)."""
+        self.runs.create(start_from)
         return self.submit_start()
 
     def submit_next_step(self) -> Job:

@@ -8,6 +8,7 @@ job's progress and result.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.records import StepRecord
 from gpo_core.runs.repository import RunInUseError, RunStore, default_runs_root, load_run_and_data
 from gpo_core.runs.storage import preflight
+from gpo_core.runs.warm_start import WarmStart
 from gpo_core.studio.draft import DraftSettings
 from gpo_core.studio.messages import Messages
 from gpo_core.studio.model_config import ModelConfig
@@ -86,20 +88,26 @@ class Runs:
         return session
 
     # Creating and opening --------------------------------------------------------------
-    def create(self) -> GPOSession:
+    def create(self, start_from: WarmStart | None = None) -> GPOSession:
         """Create a run of the loaded task with the draft settings (a new run id; the
         previous run stays saved, and a job still running on it goes on). ConfigError on
-        impossible settings."""
+        impossible settings. start_from: a warm start (another run's final prompt is the
+        starting instruction; the run records where it came from)."""
         task = self.tasks.task
         if task is None:
             raise ConfigError("task", "load a task first (Task page)")
+        if start_from is not None:
+            task = dataclasses.replace(task, initial_instruction=start_from.prompt)
         settings = self.draft.settings.validate("app")
         splits = self.tasks.splits()
         self.check_storage(splits)
         models = self.models.build(settings)
         run_id = new_run_id()
-        return self._switch(GPOSession.create(task, settings, models, splits=splits, run_id=run_id,
-                                              run_dir=self.store().run_dir(run_id), owner=self.owner))
+        session = GPOSession.create(task, settings, models, splits=splits, run_id=run_id,
+                                    run_dir=self.store().run_dir(run_id), owner=self.owner)
+        if start_from is not None:
+            session.state.task.start_from = start_from.record(settings.task_model, task.name)
+        return self._switch(session)
 
     def check_storage(self, splits: TaskSplits | None = None) -> None:
         """Before a run is created (and any model call spent): the runs folder and, when
