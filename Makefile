@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PORT   ?= 8501
 
-.PHONY: run test lint check setup setup-dev bench bench-quality demo clean
+.PHONY: run test lint check setup setup-dev bench bench-quality bench-offline demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ bench: $(VENV)/.dev
 bench-quality: $(VENV)/.dev
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -r requirements-bench.txt
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bbh_quality.py
+
+# Issue 14: start vs GPO's final prompt on the sample tasks and 6 BBH tasks, default embedded preset,
+# the app's sizes, 2 seeds (hours of CPU here; finished runs are kept and reused on a rerun).
+bench-offline: $(VENV)/.dev
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -r requirements-bench.txt
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/offline_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache out build *.egg-info
