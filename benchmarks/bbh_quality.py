@@ -161,6 +161,7 @@ class Settings:
     protocol: str = "reference"
     layout: str = "gpo"
     direction: str = "chosen"
+    feedback: int = 0
 
     def variant(self) -> str:
         """One line naming the scoring protocol, meta-prompt layout and direction pool, with
@@ -168,7 +169,8 @@ class Settings:
         return (f"protocol {self.protocol} ({'paper' if self.protocol == PAPER['protocol'] else 'ours'}), "
                 f"layout {self.layout} ({'paper' if self.layout == PAPER['layout'] else 'ours'}), "
                 f"direction from {self.direction} prompts "
-                f"({'paper' if self.direction == PAPER['direction_pool'] else 'ours'})")
+                f"({'paper' if self.direction == PAPER['direction_pool'] else 'ours'})"
+                + (f", failure feedback {self.feedback} wrong dev examples (ours)" if self.feedback else ""))
 
     def model_settings(self, role: str) -> ModelSettings:
         """The ``role`` model's settings from the flags (the task model answers greedily)."""
@@ -191,7 +193,8 @@ class Settings:
                                 schedule="cosine", budget_initial=self.budget_initial,
                                 budget_final=self.budget_final, use_budget=True, n_exemplars=self.exemplars,
                                 direction_pool=self.direction, direction_order="reference", layout=self.layout,
-                                exemplar_draw="once", epochs=None, protocol=self.protocol)
+                                exemplar_draw="once", epochs=None, protocol=self.protocol,
+                                failure_feedback=self.feedback)
         return RunSettings(splits=SplitSettings(dev_size=self.dev_size, test_size=0, seed=seed),
                            task_model=self.model_settings("task"), optimizer_model=self.model_settings("optimizer"),
                            optimizer=opt.replace(**overrides)).validate("cli")  # errors name the flags
@@ -541,6 +544,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", choices=DIRECTION_POOLS, default="chosen",
                    help="update direction of the GPO rows retrieved from: chosen = start prompt + chosen prompts "
                         "(paper), all = every scored candidate (ours)")
+    p.add_argument("--feedback", type=int, default=0, metavar="N",
+                   help="ablation: failure feedback, N wrong dev examples of the current prompt in each meta-prompt "
+                        "of the GPO rows (default 0 = off, the paper's setting)")
     p.add_argument("--out", default="benchmarks/results", help="output folder for NAME.*")
     p.add_argument("--cache-dir", default=None, help="response cache folder shared by all methods "
                    "(default: a temporary folder, i.e. no reuse across invocations)")
@@ -576,7 +582,7 @@ def main(argv: list[str] | None = None, *, models: Models | None = None,
                  backend=a.backend, task_model=a.task_model, optimizer_model=a.optimizer_model,
                  base_url=a.base_url or os.environ.get("OPENAI_BASE_URL"), concurrency=a.concurrency,
                  methods=[m for m in METHOD_IDS if m in methods], protocol=a.protocol, layout=a.layout,
-                 direction=a.direction)
+                 direction=a.direction, feedback=a.feedback)
     if not s.tasks or not s.methods or not s.seeds:
         raise SystemExit("--tasks, --methods and --seeds must each name at least one item")
     s.run_settings(0)  # validate sizes and model settings before any model is built

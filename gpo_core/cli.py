@@ -157,6 +157,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="an option of --metric, repeatable: pattern=REGEX (regex), abs_tol=/rel_tol= (numeric), "
                         "keys=a,b (json_keys), separator=, (set_f1), stemmer=false (rouge_l), binary=true "
                         "(user code)")
+    r.add_argument("--failure-feedback", type=int, default=None, metavar="N",
+                   help="show the optimizer model up to N dev examples the current prompt gets wrong, with the task "
+                        "model's answers and the metric's reasons (the reference code's feedback variant; default "
+                        f"{d.failure_feedback} = off, the paper's setting)")
     r.add_argument("--seed", type=int, default=None, help=f"seed of splits and exemplar draws (default {sp.seed})")
     r.add_argument("--instruction", default=None,
                    help="starting instruction (default: the task's, else \"Let's think step by step.\")")

@@ -335,6 +335,9 @@ class OptimizerSettings:
     max_cost (US dollars) / max_spend_tokens (tokens spent, cache hits free): a hard spend cap;
     the run stops at the next call boundary once it is reached, keeping every finished step,
     and resumes with a higher cap (see :mod:`gpo_core.costs`). None: no cap.
+    failure_feedback: wrong dev examples of the current prompt shown in the meta-prompt with the
+    task model's answers and the metric's reasons (0 = off, the paper's setting; the reference
+    code's "feedback" variant, see :mod:`gpo_core.optimizer.failure_feedback`).
     """
 
     steps: int = field(default=18, metadata=_meta("--steps", "Total steps T"))
@@ -371,6 +374,8 @@ class OptimizerSettings:
     max_spend_tokens: int | None = field(default=None, metadata=_meta("--max-tokens", "Spend cap (tokens)"))
     metric: str = field(default="", metadata=_meta("--metric", "Metric"))
     metric_options: dict[str, str] = field(default_factory=dict, metadata=_meta("--metric-option", "Metric options"))
+    failure_feedback: int = field(default=0, metadata=_meta("--failure-feedback",
+                                                            "Failure feedback (wrong dev examples shown, 0 = off)"))
 
     def validate(self, surface: Surface = "engine") -> OptimizerSettings:
         """Check every field; returns self (ConfigError naming the setting otherwise)."""
@@ -383,7 +388,7 @@ class OptimizerSettings:
 
         for name, lo, hi in (("steps", 1, MAX_STEPS), ("candidates", 1, MAX_CANDIDATES), ("k", 1, MAX_K),
                              ("budget_initial", 1, 10_000), ("budget_final", 1, 10_000), ("warmup", 0, MAX_STEPS),
-                             ("n_exemplars", 0, 50), ("patience", 0, MAX_STEPS)):
+                             ("n_exemplars", 0, 50), ("patience", 0, MAX_STEPS), ("failure_feedback", 0, 50)):
             v = getattr(self, name)
             if not _is_int(v) or not lo <= v <= hi:
                 raise bad(name, f"must be a whole number between {lo} and {hi}, got {v!r}")

@@ -26,7 +26,7 @@ from gpo_core.studio import charts, warm_start_choice
 from gpo_core.studio.estimates import draft_estimate
 from gpo_core.studio.prices import model_price_rows, save_user_prices
 from gpo_core.studio.studio import Studio
-from gpo_core.studio.views import cost_view, markup, paired_view, run_view, step_view, uncertainty
+from gpo_core.studio.views import class_report_view, cost_view, markup, paired_view, run_view, step_view, uncertainty
 from gpo_core.studio.worker import JobBusyError
 
 if "studio" not in st.session_state:
@@ -53,7 +53,8 @@ CONFIG_WIDGETS = [("steps", "cfg_steps", int), ("candidates", "cfg_candidates", 
                   ("drop_flagged", "cfg_drop_flagged", bool), ("racing", "cfg_racing", bool),
                   ("racing_alpha", "cfg_racing_alpha", float), ("racing_batch", "cfg_racing_batch", int),
                   ("max_cost", "cfg_max_cost", lambda v: float(v) or None),
-                  ("max_spend_tokens", "cfg_max_tokens", lambda v: int(v) or None)]
+                  ("max_spend_tokens", "cfg_max_tokens", lambda v: int(v) or None),
+                  ("failure_feedback", "cfg_failure_feedback", int)]
 
 
 def setting_label(name: str) -> str:
@@ -297,13 +298,18 @@ with settings_box:
         final = c3.number_input("Final budget (words)", min_value=1, max_value=1000, value=cfg.budget_final,
                                 key="cfg_final", disabled=schedule == "fixed")
         warmup = c4.number_input("Warmup steps", min_value=0, max_value=199, value=cfg.warmup, key="cfg_warmup")
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3, c4 = st.columns(4)
         use_budget = c1.toggle("State the budget in the meta-prompt", value=cfg.use_budget, key="cfg_use_budget")
         enforce = c2.toggle("Enforce budget (drop over-budget candidates unscored)", value=cfg.enforce_budget,
                             key="cfg_enforce")
         exemplars = c3.number_input("Task exemplars in the meta-prompt", min_value=0, max_value=10,
                                     value=cfg.n_exemplars,
                                     key="cfg_exemplars")
+        feedback = c4.number_input(setting_label("failure_feedback"), min_value=0, max_value=50,
+                                   value=int(cfg.failure_feedback), key="cfg_failure_feedback",
+                                   help="Ours, after the reference code's feedback variant: show the optimizer model "
+                                        "up to this many dev examples the current prompt gets wrong, with the task "
+                                        "model's answers and the metric's reasons. 0 = off, the paper's setting.")
         c1, c2, c3 = st.columns(3)
         policies = list(POLICIES)
         policy = c1.selectbox("Decision policy", policies, index=policies.index(cfg.policy), key="cfg_policy",
@@ -359,7 +365,8 @@ with settings_box:
                                  alpha=float(alpha), patience=int(patience), blind_test=blind,
                                  drop_flagged=drop_flagged, racing=racing, racing_alpha=float(racing_alpha),
                                  racing_batch=int(racing_batch), max_cost=float(max_cost) or None,
-                                 max_spend_tokens=int(max_tokens) or None, **method)
+                                 max_spend_tokens=int(max_tokens) or None, failure_feedback=int(feedback),
+                                 **method)
             if cfg.epochs:
                 st.caption(f"T = {cfg.epochs} epochs x steps per epoch, from the train split when the run "
                            f"is created (a step per {cfg.batch_size} train examples).")
@@ -425,6 +432,8 @@ with st.container(horizontal=True, gap="large"):
     for label, (value, interval) in run_view.run_summary(state, T).items():
         st.metric(label, value, interval, delta_color="off", delta_arrow="off")
 st.caption(md(uncertainty.explainer(uncertainty.initial_accuracy(state, "dev"))))
+if (baseline := class_report_view.dev_baseline(state)) is not None:  # label tasks only (issue 12)
+    st.caption(md(baseline[:1].upper() + baseline[1:] + " on dev."))
 spend_meter(session)
 if state.stop_reason:
     st.warning(md(f"{state.stop_reason[:1].upper()}{state.stop_reason[1:]}. Every finished step is kept; raise the "
@@ -522,6 +531,9 @@ with meta_box:
             st.code(step.optimizer_system, language=None, wrap_lines=True)
             st.caption("Meta-prompt")
         st.code(step.meta_prompt, language=None, wrap_lines=True)
+        if step.failures:  # failure feedback (OptimizerSettings.failure_feedback)
+            st.caption(f"Failure feedback: {len(step.failures)} wrong dev example(s) of the current prompt shown")
+            st.dataframe(step.failures, hide_index=True, width="stretch")
         st.caption("Optimizer replies and how candidates were extracted")
         st.dataframe(step_view.optimizer_calls_frame(step), hide_index=True, width="stretch")
 

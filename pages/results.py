@@ -6,7 +6,7 @@ from gpo_core.errors import GPOError
 from gpo_core.runs.repository import RunInUseError
 from gpo_core.studio import charts
 from gpo_core.studio.studio import Studio
-from gpo_core.studio.views import cost_view, markup, run_view, uncertainty
+from gpo_core.studio.views import class_report_view, cost_view, markup, run_view, uncertainty
 from gpo_core.studio.worker import JobBusyError
 
 if "studio" not in st.session_state:
@@ -129,6 +129,8 @@ with st.container(horizontal=True, gap="large"):
     for name, (value, interval) in run_view.final_metrics(comparison, hidden).items():
         st.metric(name, value, interval, delta_color="off", delta_arrow="off")
 st.caption(md(uncertainty.explainer(uncertainty.initial_accuracy(state, "dev"))))
+if (baseline := class_report_view.dev_baseline(state)) is not None:  # label tasks only (issue 12)
+    st.caption(md(baseline[:1].upper() + baseline[1:] + " on dev."))
 st.caption(md(cost_view.spend_text(session.spend()) + (f" · racing saved {cost_view.calls_saved(state):,} "
                                                          "task-model calls" if session.config.racing else "")))
 if hidden:
@@ -190,9 +192,16 @@ elif not recs_a:
 else:
     acc_a = uncertainty.records_accuracy(recs_a)
     failed = len(recs_a) - (acc_a.answered if acc_a else 0)
+    report = class_report_view.report_of(state, recs_a)  # label tasks only (issue 12)
     st.caption(md(f"Accuracy on {split}: {acc_a.sized(split) if acc_a else '–'}"
-                  + (f" ({failed} failed calls left out)" if failed else "")))
+                  + (f" ({failed} failed calls left out)" if failed else "")
+                  + (f" · {report.baseline_text()}" if report else "")))
     st.dataframe(run_view.records_frame(recs_a, wrong_only), hide_index=True, width="stretch")
+    if report is not None:
+        st.markdown(f"**Classification report** ({md(label_of(key_a))}, {split})")
+        r1, r2 = st.columns(2)
+        r1.plotly_chart(class_report_view.matrix_figure(report), key="class_matrix")
+        r2.dataframe(class_report_view.classes_frame(report), hide_index=True, width="stretch")
 
 with st.expander("Compare two prompts side by side", expanded=False):
     d1, d2 = st.columns(2)
@@ -225,6 +234,17 @@ e2.download_button("Run (.json, no keys)", exports.run_json, file_name=exports.f
                    mime="application/json", key="dl_json", on_click=on_download)
 e3.download_button("Report (.md)", exports.report_md, file_name=exports.file_name("report.md"),
                    mime="text/markdown", key="dl_report", on_click=on_download)
+st.caption("The final prompt in the form it is used, each stating the accuracy it was measured at (95% interval, "
+           "split); no API key in any of them. The HTML report is " + exports.html_size_note() + ".")
+f1, f2, f3, f4 = st.columns(4)
+f1.download_button("Report (.html, offline)", exports.report_html, file_name=exports.file_name("report.html"),
+                   mime="text/html", key="dl_report_html", on_click=on_download)
+f2.download_button("Chat messages (.json)", exports.messages, file_name=exports.file_name("messages.json"),
+                   mime="application/json", key="dl_messages", on_click=on_download)
+f3.download_button("OpenAI snippet (.py)", exports.snippet, file_name=exports.file_name("openai_snippet.py"),
+                   mime="text/x-python", key="dl_snippet", on_click=on_download)
+f4.download_button("promptfoo config (.yaml)", exports.promptfoo, file_name=exports.file_name("promptfoo.yaml"),
+                   mime="application/yaml", key="dl_promptfoo", on_click=on_download)
 
 st.subheader("Seed variance")
 st.caption("Repeat this run with other seeds to see how much the optimizer itself varies: each seed is a new saved "

@@ -80,7 +80,10 @@ def test_three_exports_are_offered(tmp_path):
     studio = _ran(tmp_path)
     at = app_for(studio, "pages/results.py")
     labels = [b.label for b in at.download_button]
-    assert labels == ["Final prompt (.txt)", "Run (.json, no keys)", "Report (.md)"]
+    assert labels[:3] == ["Final prompt (.txt)", "Run (.json, no keys)", "Report (.md)"]
+    assert labels[3:7] == ["Report (.html, offline)", "Chat messages (.json)", "OpenAI snippet (.py)",
+                           "promptfoo config (.yaml)"]
+    assert "api_key" not in studio.exports.messages() and '"placeholder": "{input}"' in studio.exports.messages()
     assert studio.exports.final_prompt() == studio.runs.session.best_prompt().prompt + "\n"
 
 
@@ -117,11 +120,12 @@ def test_no_run_lists_saved_runs_only(tmp_path):
 def test_exports_are_built_when_downloaded_not_on_every_page_run(tmp_path, monkeypatch):
     studio = _ran(tmp_path)
     built = []
-    for name in ("final_prompt", "run_json", "report_md"):
+    for name in ("final_prompt", "run_json", "report_md", "report_html", "messages", "snippet", "promptfoo"):
         original = getattr(studio.exports, name)
         monkeypatch.setattr(studio.exports, name, lambda original=original, name=name: built.append(name) or original())
     at = app_for(studio, "pages/results.py")
     at.run()
     no_exception(at)
-    assert [b.label for b in at.download_button] == ["Final prompt (.txt)", "Run (.json, no keys)", "Report (.md)"]
+    assert [b.label for b in at.download_button][:4] == ["Final prompt (.txt)", "Run (.json, no keys)", "Report (.md)",
+                                                         "Report (.html, offline)"]
     assert built == []  # nothing was built to draw the page twice

@@ -38,6 +38,7 @@ from gpo_core.costs.prices import PriceTable, load_prices
 from gpo_core.costs.spend import RoleSpend
 from gpo_core.costs.tokens import TokenCounter, counter_for
 from gpo_core.optimizer.direction import Retrieved
+from gpo_core.optimizer.failure_feedback import Failure
 from gpo_core.optimizer.metaprompt import build_meta_prompt
 from gpo_core.optimizer.policies import norm_text
 from gpo_core.optimizer.proposer import budget_for, draw_exemplars
@@ -321,13 +322,20 @@ def estimate_run(settings: RunSettings | None = None, task: Task | None = None, 
         notes.append("candidate instructions counted as the starting instruction plus the step's edit budget in "
                      "words (no past candidates of this optimizer model measured)")
     o_prompt = 0.0
+    # failure feedback: at most N wrong dev examples a step, counted as the first N dev examples
+    # with their target as the answer (an estimate: which are wrong is known only when run)
+    failures = [Failure(i, e.input, e.target, e.target) for i, e in enumerate(splits.dev[:opt.failure_feedback])]
+    if failures:
+        notes.append(f"failure feedback counted as {len(failures)} dev examples in every meta-prompt (fewer are shown "
+                     "when the current prompt gets fewer wrong)")
     for t in steps:
         pool = t if opt.direction_pool == "chosen" else 1 + (t - 1) * n
         n_ret = min(opt.k, pool)
         retrieved = [Retrieved(i, initial, 0.5, 0, None, "") for i in range(n_ret)]
         meta = build_meta_prompt(retrieved=retrieved, current_prompt=initial,
                                  exemplars=draw_exemplars(settings, splits, t, 1), position=position,
-                                 budget=budget_for(settings, t) if opt.use_budget else None, layout=opt.layout)
+                                 budget=budget_for(settings, t) if opt.use_budget else None, layout=opt.layout,
+                                 failures=failures)
         delta = cand_len[t] - init_tokens
         shown_candidates = (n_ret - (1 if pool <= opt.k else 0)) + (1 if t > 1 else 0)
         o_prompt += n * (oc.count((("user", meta),)) + delta * shown_candidates)

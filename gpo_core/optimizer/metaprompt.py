@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from gpo_core.optimizer import templates as T
 from gpo_core.optimizer.direction import Retrieved
+from gpo_core.optimizer.failure_feedback import Failure, format_failures
 from gpo_core.scoring.task_prompt import render_task_prompt
 from gpo_core.tasks.task import Example
 
@@ -46,7 +47,7 @@ def exemplar_input(question: str, position: str, layout: str) -> str:
 
 def build_meta_prompt(*, retrieved: list[Retrieved], current_prompt: str, exemplars: list[Example],
                       position: str, budget: int | None, layout: str = "gpo",
-                      rejected: Sequence[str] = ()) -> str:
+                      rejected: Sequence[str] = (), failures: Sequence[Failure] = ()) -> str:
     """The meta-prompt text sent to the optimizer model.
 
     retrieved: trajectory prompts in display order (scores shown 0-100); exemplars: task
@@ -55,7 +56,10 @@ def build_meta_prompt(*, retrieved: list[Retrieved], current_prompt: str, exempl
     ablation). layout: a name of :data:`gpo_core.optimizer.templates.LAYOUTS`. rejected:
     texts of candidates the user rejected (empty: none shown); a retrieved prompt among
     them is marked "(rejected by the user)" in place, the others are listed after the
-    trajectory, each once. Raises KeyError for an unknown layout.
+    trajectory, each once. failures: wrong dev examples of the current prompt (failure
+    feedback, :mod:`gpo_core.optimizer.failure_feedback`), placed after the current prompt and
+    the exemplars, before the request; empty: none (the paper's setting, text unchanged).
+    Raises KeyError for an unknown layout.
     """
     lay = T.LAYOUTS[layout]
     where = T.POSITION_WORDS.get(position, "")
@@ -76,6 +80,8 @@ def build_meta_prompt(*, retrieved: list[Retrieved], current_prompt: str, exempl
         examples += [lay.exemplar_item.format(rendered=exemplar_input(e.input, position, layout), target=e.target)
                      for e in exemplars]
     parts += (examples + [current]) if lay.exemplars_first else ([current] + examples)
+    if failures:
+        parts.append(format_failures(failures))
     closing = [lay.request.format(placeholder=T.PLACEHOLDER, where=where)]
     if budget is not None:
         closing.append(lay.budget.format(budget=budget))

@@ -35,6 +35,7 @@ from gpo_core.optimizer.ceiling import CallMeter, MeteredChatModel, step_call_ce
 from gpo_core.optimizer.direction import select_update_direction
 from gpo_core.optimizer.edits import word_edit_distance
 from gpo_core.optimizer.extraction import extract_for_layout
+from gpo_core.optimizer.failure_feedback import Failure, failure_rng, pick_failures
 from gpo_core.optimizer.leaks import LeakChecker
 from gpo_core.optimizer.metaprompt import build_meta_prompt, pick_exemplars
 from gpo_core.optimizer.policies import norm_text, rejected_texts
@@ -272,6 +273,19 @@ class Proposer:
         ``format_index`` once per task), else redrawn per step and attempt."""
         return draw_exemplars(self.state.settings, self.splits, t, attempt)
 
+    def failures(self, t: int, attempt: int) -> list[Failure]:
+        """Failure feedback of step ``t`` (attempt ``attempt``): up to
+        ``OptimizerSettings.failure_feedback`` wrong dev records of the current prompt, drawn by
+        :func:`gpo_core.optimizer.failure_feedback.failure_rng` (run seed, step, attempt); []
+        when off or without ``load_records`` (see :mod:`gpo_core.optimizer.failure_feedback`)."""
+        st = self.state
+        n = st.settings.optimizer.failure_feedback
+        if n <= 0 or self.load_records is None:
+            return []
+        entry = next((e for e in st.trajectory if e.id == st.current_entry_id), None)
+        key = (entry.candidate_id if entry is not None else None) or "initial"
+        return pick_failures(self.load_records(key, "dev"), n, failure_rng(st.settings.splits.seed, t, attempt))
+
     def _rejected_for_meta(self) -> list[str]:
         if not self.state.settings.optimizer.show_rejections:
             return []
@@ -309,12 +323,14 @@ class Proposer:
                                             embedder=self.embedder, newest_id=st.current_entry_id,
                                             pool=c.direction_pool, order=c.direction_order)
         exemplars = self.exemplars(t, attempt)
+        failures = self.failures(t, attempt)
         meta = build_meta_prompt(retrieved=retrieved, current_prompt=current, exemplars=exemplars,
                                  position=st.task.instruction_position, budget=budget if c.use_budget else None,
-                                 rejected=self._rejected_for_meta(), layout=c.layout)
+                                 rejected=self._rejected_for_meta(), layout=c.layout, failures=failures)
         system = embedded_optimizer_system(st.settings)
         scaffolding = layout_sentences(c.layout, st.task.instruction_position) + ([system] if system else [])
         shown = [text for e in exemplars for text in (e.input, e.target)]
+        shown += [text for f in failures for text in (f.input, f.target)]
         if on_progress:
             on_progress("optimizer", 0, c.candidates)
         completions = self._sample(meta, (attempt - 1) * c.candidates, c.candidates)
@@ -376,7 +392,7 @@ class Proposer:
         step = StepRecord(step=t, attempt=attempt, budget=budget, budget_in_prompt=c.use_budget,
                           current_prompt=current, current_entry_id=st.current_entry_id,
                           retrieved=retrieved, exemplars=_ex_dicts(exemplars), meta_prompt=meta,
-                          optimizer_system=system,
+                          optimizer_system=system, failures=[f.to_dict() for f in failures],
                           optimizer_calls=calls, candidates=candidates, usage_optimizer=usage_opt,
                           models=configured_models(st.settings))
         note_reported(step, "optimizer", st.settings.optimizer_model.model, (x.model for x in completions if x.model))

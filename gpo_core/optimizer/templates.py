@@ -154,3 +154,11 @@ LAYOUTS: dict[str, Layout] = {"gpo": GPO, "opro": OPRO, "short": SHORT}
 REJECTED_MARK = " (rejected by the user)"
 REJECTED_HEADER = "Prompts the user rejected; do not propose them again:"
 REJECTED_ITEM = "Prompt: {prompt}" + REJECTED_MARK
+
+#: Failure feedback (OptimizerSettings.failure_feedback > 0, :mod:`gpo_core.optimizer.failure_feedback`):
+#: wrong dev examples of the current prompt, after the current prompt and the exemplars. Wording
+#: after the reference's feedback gradient (src/optimization/gradient/feedback_gradient.py).
+FAILURES_HEADER = ("The current prompt gets the following examples wrong. Analyze the differences between the "
+                   "wrong answers and the ground truth answers, and consider why the prompt led to them.")
+FAILURE_ITEM = "Input: {input}\nWrong answer: {answer}\nGround truth answer: {target}"
+FAILURE_REASON = "\nWhy it is wrong: {reason}"

@@ -169,6 +169,11 @@ def export_markdown(session: GPOSession) -> str:
         f" (warmup {cfg.warmup}; in meta-prompt: {cfg.use_budget}; enforced: {cfg.enforce_budget})",
         f"- Splits: train {len(s.splits['train'])}, dev {len(s.splits['dev'])}, test {n_test}; "
         f"seed {s.settings.splits.seed}",
+        f"- Answer type: {md_text(s.task.answer_type)}; instruction position: "
+        f"{md_text(s.task.instruction_position)} ({_POSITION_WORDS.get(s.task.instruction_position, 'see the task')}); "
+        f"metric: {md_text(cfg.metric or s.task.answer_type)}"
+        + (f" ({md_text(', '.join(f'{k}={v}' for k, v in cfg.metric_options.items()))})" if cfg.metric_options else "")
+        + f"; scoring protocol: {md_text(cfg.protocol)}",
         "",
         "## Result",
         "",
@@ -215,6 +220,7 @@ def export_markdown(session: GPOSession) -> str:
         lines.append(
             f"| {st.step}.{st.attempt} | {st.budget} | {kind} | {_md_cell(chosen.text) if chosen else '–'} | "
             f"{chosen.edit_distance if chosen else '–'} | {dev} | {test} | {paired} | {st.usage.total_tokens} |")
+    lines += decision_log_lines(s)
     lines += _gap_lines(s)
     lines += _flag_lines(s)
     if total is not None:
@@ -225,6 +231,58 @@ def export_markdown(session: GPOSession) -> str:
     if warnings:
         lines += ["", "## Warnings", ""] + [_md_cell(w) for w in warnings]
     return "\n".join(lines) + "\n"
+
+
+#: The instruction positions in words (:mod:`gpo_core.scoring.task_prompt`).
+_POSITION_WORDS = {
+    "before_Q": "instruction on the line before \"Q: question\"",
+    "Q_begin": "instruction right after \"Q:\", before the question",
+    "Q_end": "instruction after the question, before \"A:\"",
+    "A_begin": "instruction right after \"A:\"",
+}
+
+_DECISION_WORDS = {
+    "auto": "chose automatically (best dev accuracy not yet chosen)",
+    "accept": "accepted by hand",
+    "accept_edited": "accepted after editing by hand",
+    "reject_all": "rejected every candidate by hand; the prompt stayed",
+    "no_candidate": "found no usable candidate; the prompt stayed",
+}
+
+
+def decision_log_lines(s: RunState) -> list[str]:
+    """The report's decision log: one sentence per step attempt saying how many candidates
+    were proposed and scored, what was decided (by whom) and the chosen prompt's dev accuracy
+    with its 95% Wilson interval; then why the run stopped early, if it did."""
+    if not s.steps:
+        return []
+    out = ["", "## Decision log", ""]
+    n_dev = len(s.splits.get("dev") or [])
+    for st in s.steps:
+        scored = sum(1 for c in st.candidates if c.dev_accuracy is not None)
+        flagged = sum(1 for c in st.candidates if c.flags)
+        head = (f"- Step {st.step} (attempt {st.attempt}, edit budget {st.budget} words): "
+                f"{len(st.candidates)} candidates proposed, {scored} scored on dev"
+                + (f", {flagged} flagged" if flagged else "") + ". ")
+        if st.decision is None:
+            out.append(head + "No decision yet.")
+            continue
+        words = _DECISION_WORDS.get(st.decision.kind, st.decision.kind)
+        chosen = next((c for c in st.candidates if c.id == st.decision.candidate_id), None)
+        tail = f"Decision: {md_text(words)}"
+        if chosen is not None:
+            dev = (Proportion(chosen.dev_correct, chosen.dev_answered) if chosen.dev_correct is not None
+                   else Proportion.of(chosen.dev_accuracy, chosen.dev_answered or n_dev))
+            tail += f" `{md_text(chosen.id)}`, dev accuracy {_acc(dev)}: {md_text(chosen.text)}"
+            if chosen.p_value is not None:
+                tail += (f" (vs the prompt before: {chosen.fixed} fixed, {chosen.broken} broken, "
+                         f"McNemar p = {chosen.p_value:.3g})")
+        if st.decision.note:
+            tail += f". Note: {md_text(st.decision.note)}"
+        out.append(head + tail + ".")
+    if s.stopped_early:
+        out.append(f"- The run {md_text(s.stopped_early.get('reason', 'stopped early'))}.")
+    return out
 
 
 def _gap_lines(s: RunState) -> list[str]:

@@ -213,6 +213,9 @@ class StepRecord:
     examples not scored, times the protocol's calls per example); 0 without racing.
     optimizer_system: the system message sent before the meta-prompt (embedded optimizer
     models only, which also reply under the layout's grammar); None when there was none.
+    failures: failure feedback shown in the meta-prompt (OptimizerSettings.failure_feedback):
+    {"index", "input", "answer", "target", "reason"} per wrong dev example of the current
+    prompt (index: its position in that prompt's dev records); [] when off.
     """
 
     step: int
@@ -238,6 +241,7 @@ class StepRecord:
     warnings: list[str] = field(default_factory=list)
     calls_saved: int = 0
     optimizer_system: str | None = None
+    failures: list[dict] = field(default_factory=list)
 
     @property
     def usage(self) -> TokenUsage:
@@ -276,6 +280,7 @@ class StepRecord:
         d["added_entry_ids"] = list(self.added_entry_ids)
         d["models"] = dict(self.models)
         d["warnings"] = list(self.warnings)
+        d["failures"] = [dict(f) for f in self.failures]
         return d
 
     @staticmethod

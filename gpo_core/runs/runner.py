@@ -23,6 +23,7 @@ from gpo_core.models.cache import CACHE_FILE_NAME, default_cache_dir
 from gpo_core.models.provider import ModelProvider
 from gpo_core.optimizer.overfit import is_test_hidden
 from gpo_core.optimizer.session import GPOSession
+from gpo_core.runs.export_files import write_exports
 from gpo_core.runs.records import RunState, StepRecord
 from gpo_core.runs.repository import RUN_FILE, RunInUseError, age_text, describe_owner, lease_holder, load_run
 from gpo_core.runs.storage import atomic_write_text, preflight
@@ -279,7 +280,8 @@ def _racing_total(session: GPOSession) -> str:
 
 
 def _finish(session: GPOSession, out: Path, seconds: float) -> str:
-    """Write final_prompt.txt (the bare prompt) and return the run's summary line: steps
+    """Write final_prompt.txt (the bare prompt) and the exports (``exports/``:
+    :func:`gpo_core.runs.export_files.write_exports`), and return the run's summary line: steps
     done (and why it stopped early), the final prompt against the start with intervals and
     paired counts. A blind test is revealed here, at the end of the run, and says so."""
     blind = is_test_hidden(session.state)
@@ -287,7 +289,9 @@ def _finish(session: GPOSession, out: Path, seconds: float) -> str:
         session.reveal_test("cli")
     comparison = session.final_comparison()
     atomic_write_text(out / "final_prompt.txt", comparison.prompt + "\n", base=out)
+    exports = write_exports(session, out)  # report (.md, .html), messages, openai snippet, promptfoo config
     stopped = " (stopped early)" if session.stop_note else ""
     revealed = " (blind test: test revealed at the end of the run)" if blind else ""
     return (f"done: {len(session.state.decided_steps)} of {session.config.steps} steps{stopped} in {seconds:.1f}s; "
-            f"{comparison.summary()}{revealed}; final prompt written to {out / 'final_prompt.txt'}")
+            f"{comparison.summary()}{revealed}; final prompt written to {out / 'final_prompt.txt'}, exports "
+            f"(report .md/.html, messages .json, openai snippet, promptfoo config) to {exports}")
