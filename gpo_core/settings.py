@@ -203,7 +203,7 @@ class ModelPreset:
 
     name: the preset's key. label: its name for people. task_model / optimizer_model: names
     of :data:`EMBEDDED_MODELS`. step_seconds: measured seconds of one step of the app's
-    default run ("quick": 4 candidates, 16 dev examples) on the machine named in
+    default run ("quick": 4 candidates, 12 dev and 12 test examples) on the machine named in
     ``measured`` (benchmarks/embedded_optimizer.py; see benchmarks/results/).
     """
 
@@ -223,12 +223,13 @@ class ModelPreset:
 #: Embedded model presets by name (benchmarks/embedded_optimizer.py measured them; the
 #: default is the fastest task model with which GPO measurably improves the sample tasks).
 MODEL_PRESETS: dict[str, ModelPreset] = {
-    # step_seconds: benchmarks/embedded_optimizer.py, one step of 4 candidates x 16 dev examples on
-    # review_sentiment, 2 CPU cores shared with other work (load 2.6 and 2.2).
+    # step_seconds: benchmarks/embedded_optimizer.py, one step of the app's sizes (4 candidates x 12 dev examples,
+    # the chosen prompt on 12 test) on review_sentiment, 2 CPU cores shared with 4 other jobs (load 7.1 and 6.2:
+    # upper figures; the token speeds measured there put an idle step of "capable" at about 2 minutes).
     "fast": ModelPreset("fast", "Fast", task_model=SMOLLM2_135M, optimizer_model=QWEN_CODER_1_5B,
-                        step_seconds=93.0, measured="2 shared CPU cores, load 2.6, 4 candidates x 16 dev examples"),
+                        step_seconds=210.0, measured="2 CPU cores at load 7.1, 4 candidates x 12 dev + 12 test"),
     "capable": ModelPreset("capable", "Capable", task_model=QWEN_CODER_1_5B, optimizer_model=QWEN_CODER_1_5B,
-                           step_seconds=277.0, measured="2 shared CPU cores, load 2.2, 4 candidates x 16 dev examples"),
+                           step_seconds=297.0, measured="2 CPU cores at load 6.2, 4 candidates x 12 dev + 12 test"),
 }
 DEFAULT_MODEL_PRESET = "capable"
 

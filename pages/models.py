@@ -58,7 +58,7 @@ ERRORS = st.session_state.setdefault("model_errors", {})
 st.session_state["model_preset"] = models.current_preset() or CUSTOM
 st.radio("Embedded models (offline presets)", [*MODEL_PRESETS, CUSTOM], key="model_preset", format_func=preset_label,
          on_change=apply_preset,
-         help="Step times were measured on 2 shared CPU cores with the app's default sizes (4 candidates x 16 dev "
+         help="Step times were measured on 2 shared CPU cores with the app's default sizes (4 candidates x 12 dev "
               "examples); the Optimize page shows the estimate for your run.")
 
 key = st.text_input("OpenAI API key", type="password", value=models.api_key or "", key="api_key_input",
