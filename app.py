@@ -64,6 +64,8 @@ if st.query_params.get("sid") != studio.runs.owner:
 open_run = studio.runs.run_id
 if open_run is not None and st.query_params.get("run") != open_run:
     st.query_params["run"] = open_run
+elif open_run is None and "run" in st.query_params:  # the open run was deleted or closed
+    del st.query_params["run"]
 
 pages = {
     "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

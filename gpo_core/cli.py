@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpo_core.cli_evaluate import add_evaluate_parser, cmd_evaluate
+from gpo_core.cli_runs import add_runs_parsers, cmd_compare, cmd_delete, cmd_label
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.optimizer.direction import SELECTION_STRATEGIES
 from gpo_core.optimizer.schedule import SCHEDULE_KINDS, budget_schedule
@@ -181,6 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default=None, help="model name for both task and optimizer model (openai backend; "
                    "local backend: an embedded model's name or a path to a .gguf file)")
     r.add_argument("--task-model", default=None, help="task model (scorer) name, overrides --model")
+    r.add_argument("--judge-model", default=None, metavar="SPEC",
+                   help="judge model of --metric llm_judge: backend:model (openai:gpt-4o-mini, compatible:NAME with "
+                        "--base-url, local:PATH.gguf, demo:scripted-judge) or an embedded model's name; default: the "
+                        "task model at temperature 0")
     r.add_argument("--optimizer-model", default=None, help="optimizer model name, overrides --model")
     r.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (default: $OPENAI_BASE_URL or "
                    "OpenAI); key from $OPENAI_API_KEY")
@@ -226,6 +231,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "verifies its SHA-256 and GGUF architecture (make run does this first).")
     m.add_argument("--prepare", action="store_true", help="join and verify every embedded model now")
     add_evaluate_parser(sub)
+    add_runs_parsers(sub)
     return p
 
 
@@ -298,7 +304,9 @@ def _demo_models(settings: RunSettings) -> RunSettings:
         return settings
     return settings.replace(
         task_model=settings.task_model.replace(backend="demo", model="scripted-task", base_url=None),
-        optimizer_model=settings.optimizer_model.replace(backend="demo", model="scripted-optimizer", base_url=None))
+        optimizer_model=settings.optimizer_model.replace(backend="demo", model="scripted-optimizer", base_url=None),
+        judge_model=(settings.judge().replace(backend="demo", model="scripted-judge", base_url=None)
+                     if settings.uses_judge else settings.judge_model))
 
 
 def _request(a: argparse.Namespace, out: Path, given: dict[str, Any]) -> RunRequest:
@@ -369,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "evaluate":
             return cmd_evaluate(args)
+        if args.command in ("compare", "label", "delete"):
+            return {"compare": cmd_compare, "label": cmd_label, "delete": cmd_delete}[args.command](args)
         if args.command == "models":
             return _cmd_models(args)
         return _cmd_schedule(args) if args.command == "schedule" else _cmd_run(args)

@@ -32,7 +32,7 @@ from gpo_core.models.redact import redact_url
 __all__ = [
     "BACKENDS", "DEFAULT_MODEL_PRESET", "EMBEDDED_MODELS", "LOCAL_DEFAULT_MODEL", "MODEL_PRESETS",
     "QWEN_CODER_1_5B", "SMOLLM2_135M", "ModelPreset", "model_preset", "MAX_CANDIDATES", "MAX_K", "MAX_STEPS",
-    "PRESETS", "ROLES", "Surface",
+    "JUDGE_ROLE", "PRESETS", "ROLES", "Surface",
     "ModelSettings", "OptimizerSettings", "RunSettings", "SplitSettings", "default_model_settings",
     "default_run_settings", "label_for", "label_of",
 ]
@@ -52,7 +52,9 @@ SMOLLM2_135M = LOCAL_DEFAULT_MODEL
 QWEN_CODER_1_5B = "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M"
 EMBEDDED_MODELS: tuple[str, ...] = (SMOLLM2_135M, QWEN_CODER_1_5B)
 ROLES: tuple[str, ...] = ("task", "optimizer")
-ROLE_TITLES = {"task": "Task model", "optimizer": "Optimizer model"}
+ROLE_TITLES = {"task": "Task model", "optimizer": "Optimizer model", "judge": "Judge model"}
+#: The optional third role: the LLM judge of the ``llm_judge`` metric (issue 12).
+JUDGE_ROLE = "judge"
 
 MAX_CANDIDATES = 32
 MAX_K = 20
@@ -247,11 +249,11 @@ def default_model_settings(role: str, backend: str = "local", preset: str | None
     is the role's model of the embedded ``preset`` (default :data:`DEFAULT_MODEL_PRESET`).
     Completion caps: 128 tokens for the task model on the embedded CPU model (its answers
     are short) and 256 elsewhere; 200 for the optimizer model."""
-    if role not in ROLES:
-        raise ConfigError("role", f"unknown model role {role!r}; expected one of {', '.join(ROLES)}")
+    if role not in (*ROLES, JUDGE_ROLE):
+        raise ConfigError("role", f"unknown model role {role!r}; expected one of {', '.join(ROLES)}, judge")
     local = backend == "local"
     chosen = model_preset(preset or DEFAULT_MODEL_PRESET)
-    if role == "task":
+    if role in ("task", JUDGE_ROLE):  # the judge grades greedily too, by default on the task model
         return ModelSettings(backend=backend, model=chosen.task_model if local else "gpt-4o-mini",
                              temperature=0.0, max_tokens=128 if local else 256, concurrency=1 if local else 8)
     return ModelSettings(backend=backend, model=chosen.optimizer_model if local else "gpt-4o-mini",
@@ -495,30 +497,53 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """All settings of a run: the split, the two models and the optimizer."""
+    """All settings of a run: the split, the models and the optimizer.
+
+    judge_model: the judge model of the ``llm_judge`` metric (:mod:`gpo_core.metrics.judge`);
+    None: the task model's settings at temperature 0 judge (:meth:`judge`). Kept in run.json
+    only when set."""
 
     splits: SplitSettings = field(default_factory=SplitSettings)
     task_model: ModelSettings = field(default_factory=lambda: default_model_settings("task"))
     optimizer_model: ModelSettings = field(default_factory=lambda: default_model_settings("optimizer"))
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    judge_model: ModelSettings | None = None
 
     def validate(self, surface: Surface = "engine") -> RunSettings:
         """Validate every part; returns self. ConfigError names the first bad setting."""
         self.splits.validate(surface)
         self.task_model.validate(surface, "task")
         self.optimizer_model.validate(surface, "optimizer")
+        if self.judge_model is not None:
+            self.judge_model.validate(surface, JUDGE_ROLE)
         self.optimizer.validate(surface)
         return self
 
+    @property
+    def uses_judge(self) -> bool:
+        """Whether the run's metric is the LLM judge (then the judge model is called)."""
+        from gpo_core.metrics.judge import JUDGE_METRIC
+
+        return self.optimizer.metric == JUDGE_METRIC
+
+    def judge(self) -> ModelSettings:
+        """The judge model's settings: ``judge_model``, else the task model's at temperature 0."""
+        return self.judge_model if self.judge_model is not None else self.task_model.replace(temperature=0.0)
+
     def model(self, role: str) -> ModelSettings:
-        """The settings of ``role`` ("task" or "optimizer")."""
+        """The settings of ``role`` ("task", "optimizer" or "judge": :meth:`judge`)."""
+        if role == JUDGE_ROLE:
+            return self.judge()
         if role not in ROLES:
             raise ConfigError("role", f"unknown model role {role!r}")
         return self.task_model if role == "task" else self.optimizer_model
 
-    def with_model(self, role: str, settings: ModelSettings) -> RunSettings:
-        """A copy whose ``role`` model has ``settings``."""
-        self.model(role)
+    def with_model(self, role: str, settings: ModelSettings | None) -> RunSettings:
+        """A copy whose ``role`` model has ``settings`` (for "judge", None: the task model judges)."""
+        if role != JUDGE_ROLE:
+            self.model(role)
+            if settings is None:
+                raise ConfigError(f"{role}_model", "the task and optimizer models cannot be left out")
         return dataclasses.replace(self, **{f"{role}_model": settings})
 
     def replace(self, **changes: Any) -> RunSettings:
@@ -526,9 +551,12 @@ class RunSettings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready nested dict (no API key can be in it)."""
-        return {"splits": dataclasses.asdict(self.splits), "task_model": self.task_model.to_dict(),
-                "optimizer_model": self.optimizer_model.to_dict(), "optimizer": dataclasses.asdict(self.optimizer)}
+        """JSON-ready nested dict (no API key can be in it); "judge_model" only when set."""
+        d = {"splits": dataclasses.asdict(self.splits), "task_model": self.task_model.to_dict(),
+             "optimizer_model": self.optimizer_model.to_dict(), "optimizer": dataclasses.asdict(self.optimizer)}
+        if self.judge_model is not None:
+            d["judge_model"] = self.judge_model.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSettings:
@@ -536,13 +564,15 @@ class RunSettings:
         if not isinstance(data, Mapping):
             raise ConfigError("settings", f"expected an object, got {type(data).__name__}")
         for key in data:
-            if key not in ("splits", "task_model", "optimizer_model", "optimizer"):
+            if key not in ("splits", "task_model", "optimizer_model", "optimizer", "judge_model"):
                 raise ConfigError(f"settings.{key}", "unknown part of the settings")
+        judge = data.get("judge_model")
         out = cls(splits=_from_mapping(SplitSettings, data.get("splits", {}), "splits"),
                   task_model=ModelSettings.from_dict(data.get("task_model", {"backend": "local"}), "task"),
                   optimizer_model=ModelSettings.from_dict(data.get("optimizer_model", {"backend": "local"}),
                                                           "optimizer"),
-                  optimizer=_from_mapping(OptimizerSettings, data.get("optimizer", {}), "optimizer"))
+                  optimizer=_from_mapping(OptimizerSettings, data.get("optimizer", {}), "optimizer"),
+                  judge_model=None if judge is None else ModelSettings.from_dict(judge, JUDGE_ROLE))
         return out.validate("file")
 
 
@@ -552,7 +582,7 @@ def label_for(setting: str, surface: Surface) -> str:
     "optimizer_model.temperature" -> "--optimizer-temperature". A name that is no settings
     field (or already a label) comes back unchanged."""
     head, _, name = setting.rpartition(".")
-    for role in ROLES:
+    for role in (*ROLES, JUDGE_ROLE):
         if head == f"{role}_model" and name in {f.name for f in fields(ModelSettings)}:
             return label_of(ModelSettings, name, surface, role)
     for part, cls in (("splits", SplitSettings), ("optimizer", OptimizerSettings)):

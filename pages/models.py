@@ -188,6 +188,43 @@ for role, col in zip(ROLES, columns):
             else:
                 st.error(md(f"Failed after {seconds:.1f} s: {message}"))
 
+def _set_judge() -> None:
+    """The judge model choice (a callback); a bad spec is shown under the field."""
+    choice = st.session_state.get("judge_choice", models.JUDGE_IS_TASK)
+    spec = st.session_state.get("judge_spec", "") if choice == JUDGE_OTHER else choice
+    try:
+        models.set_judge(str(spec))
+    except GPOError as e:
+        ERRORS["judge"] = str(e)
+    else:
+        ERRORS.pop("judge", None)
+
+
+st.subheader("Judge model")
+JUDGE_OTHER = "another model (backend:model)"
+if not studio.draft.settings.uses_judge:
+    st.caption("Only the LLM judge metric calls a judge model: pick it on the Task page (Metric: llm_judge) to "
+               "choose the judge here.")
+else:
+    st.caption("The LLM judge grades every answer against your rubric: one extra call per scored example, cached "
+               "and counted in tokens and cost like the other roles. By default the task model judges, at "
+               "temperature 0.")
+    current = models.judge_spec()
+    judge_options = [models.JUDGE_IS_TASK, *EMBEDDED_MODELS, JUDGE_OTHER]
+    j1, j2 = st.columns([1, 2])
+    j1.selectbox("Judge model", judge_options,
+                 index=judge_options.index(current) if current in judge_options else len(judge_options) - 1,
+                 key="judge_choice", on_change=_set_judge,
+                 format_func=lambda n: ("the task model (temperature 0)" if n == models.JUDGE_IS_TASK
+                                        else EMBEDDED_INFO[n]["label"] if n in EMBEDDED_INFO else n))
+    if st.session_state.get("judge_choice", current) == JUDGE_OTHER or current not in judge_options:
+        j2.text_input("Judge model spec", value=current if current not in judge_options else "", key="judge_spec",
+                      on_change=_set_judge, placeholder="openai:gpt-4o-mini · compatible:NAME · local:/path.gguf",
+                      help="The key comes from the API key above or OPENAI_API_KEY; a compatible server's URL from "
+                           "OPENAI_BASE_URL.")
+    if "judge" in ERRORS:
+        st.error(md(ERRORS["judge"]))
+
 st.divider()
 st.subheader("Embedded models")
 embedded = models.embedded_models()

@@ -1,12 +1,14 @@
 """Results: curves, the trajectory, per-example answers, exports, and saved runs to reopen."""
 
+import json
+
 import streamlit as st
 
 from gpo_core.errors import GPOError
 from gpo_core.runs.repository import RunInUseError
-from gpo_core.studio import charts
+from gpo_core.studio import charts, compare_chart
 from gpo_core.studio.studio import Studio
-from gpo_core.studio.views import class_report_view, cost_view, markup, run_view, uncertainty
+from gpo_core.studio.views import class_report_view, compare_view, cost_view, markup, run_view, uncertainty
 from gpo_core.studio.worker import JobBusyError
 
 if "studio" not in st.session_state:
@@ -45,11 +47,61 @@ def _open_run() -> None:
                                 f"{s.config.steps} steps done). Continue on the Optimize page.")
 
 
-def saved_runs_section() -> None:
+def _save_label(run_id: str) -> None:
+    """"Save name, tags and note" (a callback)."""
+    try:
+        runs.set_label(run_id, str(st.session_state.get(f"label_name_{run_id}") or ""),
+                       str(st.session_state.get(f"label_tags_{run_id}") or ""),
+                       str(st.session_state.get(f"label_note_{run_id}") or ""))
+    except GPOError as e:
+        studio.flash("error", str(e))
+    else:
+        studio.flash("success", f"Saved the name, tags and note of run {run_id}.")
+
+
+def _ask_delete(run_id: str | None) -> None:
+    st.session_state["confirm_delete"] = run_id
+
+
+def _delete(run_id: str) -> None:
+    """"Delete for good" (a callback, after the confirmation)."""
+    st.session_state.pop("confirm_delete", None)
+    try:
+        gone = runs.delete(run_id)
+    except GPOError as e:
+        studio.flash("error", str(e))
+    else:
+        studio.flash("success", f"Deleted run {run_id} ({gone}); no other file was touched.")
+
+
+def label_box(run_id: str) -> None:
+    """Name, tags and note of the picked run, and deleting it (asks first)."""
+    try:
+        label = runs.label(run_id)
+    except GPOError as e:
+        st.warning(md(f"{e}"))
+        label = None
+    n1, n2 = st.columns([2, 3])
+    n1.text_input("Name", value=label.name if label else "", key=f"label_name_{run_id}", max_chars=80)
+    n2.text_input("Tags", value=", ".join(label.tags) if label else "", key=f"label_tags_{run_id}",
+                  help="Separated by commas or spaces; letters, digits and _ . + - only.")
+    st.text_area("Note", value=label.note if label else "", key=f"label_note_{run_id}", max_chars=2000, height=80)
+    with st.container(horizontal=True):
+        st.button("Save name, tags and note", key=f"save_label_{run_id}", on_click=_save_label, args=(run_id,))
+        if st.session_state.get("confirm_delete") != run_id:
+            st.button("Delete this run…", key=f"ask_delete_{run_id}", on_click=_ask_delete, args=(run_id,))
+    if st.session_state.get("confirm_delete") == run_id:
+        st.warning(md(f"Delete run {run_id} and all its files (its steps, per-example results and exports kept in "
+                      f"its folder {runs.root / run_id})? This cannot be undone. No other file is touched."))
+        with st.container(horizontal=True):
+            st.button("Delete for good", key=f"delete_{run_id}", type="primary", on_click=_delete, args=(run_id,))
+            st.button("Cancel", key=f"cancel_delete_{run_id}", on_click=_ask_delete, args=(None,))
+
+
+def saved_runs_section(saved: list[dict]) -> None:
     st.subheader("Saved runs")
     st.caption(md(f"Runs are saved after every step in {runs.root}. The open run is kept in the page "
                   "address, so a reload reopens it; open any saved run here to inspect or resume it."))
-    saved = runs.saved()
     if not saved:
         st.info("No saved runs yet.")
         return
@@ -57,17 +109,66 @@ def saved_runs_section() -> None:
     ids = [r["run_id"] for r in saved if "error" not in r]
     if not ids:
         return
+    by_id = {r["run_id"]: r for r in saved}
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    run_id = c1.selectbox("Run", ids, key="open_run_id")
+    run_id = c1.selectbox("Run", ids, key="open_run_id", format_func=lambda i: compare_view.run_choice_label(by_id[i]))
     take_over = st.session_state.get("take_over_run") == run_id
     c2.button("Open anyway" if take_over else "Open and resume", key="open_run", on_click=_open_run)
+    if run_id is not None:
+        with st.expander("Name, tags, note · delete", expanded=st.session_state.get("confirm_delete") == run_id):
+            label_box(run_id)
+
+
+def compare_section(saved: list[dict]) -> None:
+    """Issue 13: 2-6 saved runs side by side (curves, settings diff, final prompts, paired tests)."""
+    st.subheader("Compare runs")
+    ok = {r["run_id"]: r for r in saved if "error" not in r}
+    if len(ok) < 2:
+        st.info("Save at least two runs to compare them.")
+        return
+    picked = st.multiselect("Runs to compare (2 to 6; the first is the base of the word diffs)", list(ok),
+                            format_func=lambda i: compare_view.run_choice_label(ok[i]), max_selections=6,
+                            key="compare_run_ids")
+    if len(picked) < 2:
+        st.caption("Pick at least two runs.")
+        return
+    try:
+        cmp = runs.compare(picked)
+    except GPOError as e:
+        st.error(md(str(e)))
+        return
+    st.dataframe(compare_view.runs_frame(cmp), hide_index=True, width="stretch",
+                 column_config={"note": st.column_config.TextColumn(width="medium")})
+    st.plotly_chart(compare_chart.compare_figure(cmp), key="compare_chart")
+    st.markdown("**Settings that differ**")
+    if cmp.differences:
+        st.dataframe(compare_view.settings_frame(cmp), hide_index=True, width="stretch")
+    else:
+        st.caption("Every setting is the same in these runs (seeds included).")
+    st.markdown("**Final prompts** (word diff against run 1: removed words struck through in red, added words in "
+                "green)")
+    cols = st.columns(len(cmp.runs))
+    for i, (col, r, segs, dist) in enumerate(zip(cols, cmp.runs, cmp.prompt_diffs(), cmp.edit_distances()), 1):
+        with col.container(border=True):
+            st.markdown(f"**{i}. {md(r.title)}**" + ("" if i == 1 else f" · {dist} words changed"))
+            st.markdown(md(r.final.prompt) if i == 1 else markup.diff_markdown(segs))
+    st.markdown("**Paired tests on the test examples the runs share**")
+    st.caption("Each pair of final prompts on the test examples both answered (matched by input and target; runs "
+               "on another task or split share fewer or none): the examples only one of them got right, and the "
+               "exact McNemar p. With several pairs the p adjusted for their number (Benjamini-Hochberg) is the "
+               "one to read.")
+    st.dataframe(compare_view.paired_frame(cmp), hide_index=True, width="stretch")
+    st.download_button("Comparison (.json)", json.dumps(cmp.to_dict(), indent=1, ensure_ascii=False),
+                       file_name="comparison.json", mime="application/json", key="dl_comparison", on_click="ignore")
 
 
 session = runs.session
 initial = session.state.initial if session is not None else None  # None until the start is scored
 if session is None or initial is None:
     st.info("No scored run open in this browser session. Run one on the Optimize page, or open a saved run below.")
-    saved_runs_section()
+    _saved = runs.saved()
+    saved_runs_section(_saved)
+    compare_section(_saved)
     st.stop()
 
 state = session.state
@@ -267,4 +368,6 @@ if summary is not None:
                      column_config={"final prompt": st.column_config.TextColumn(width="large")})
 
 st.divider()
-saved_runs_section()
+_saved = runs.saved()
+saved_runs_section(_saved)
+compare_section(_saved)

@@ -128,7 +128,11 @@ else:
     try:
         shown = metrics.preview(task, metric, int(index) - 1, typed or None)
         st.text(f"Target: {shown.target}")
-        (st.success if shown.score == 1.0 else st.warning)(md(shown.text()))
+        if shown.judge_prompt is not None:  # the LLM judge: no model call on this page
+            st.info(md(shown.text()))
+            st.code(shown.judge_prompt, language=None, wrap_lines=True)
+        else:
+            (st.success if shown.score == 1.0 else st.warning)(md(shown.text()))
     except GPOError as e:
         st.error(md(str(e)))
 

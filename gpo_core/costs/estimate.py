@@ -63,7 +63,7 @@ REMOTE_LATENCY = (0.6, 60.0)
 
 @dataclass
 class RoleEstimate:
-    """The estimate of one model role ("task" or "optimizer").
+    """The estimate of one model role ("task", "optimizer" or "judge").
 
     model: the model, for people. calls: calls it will make. prompt_tokens /
     completion_tokens: in tokens. completion_basis: where the completion length comes from
@@ -393,10 +393,35 @@ def estimate_run(settings: RunSettings | None = None, task: Task | None = None, 
     roles["task"] = RoleEstimate("task", tm.describe(), t_calls, round(t_prompt), round(t_completion), t_basis,
                                  t_known, token_method=tc.method, exact_tokens=tc.exact)
 
-    # ---- time and money
+    # ---- judge model (the llm_judge metric): one call per task-model answer
+    timed = [("optimizer", om, o_meas), ("task", tm, t_meas)]
     step_calls = {"optimizer": float(n), "task": (scored_per_step * k_dev + k_test) * cpe}
+    if settings.uses_judge:
+        from gpo_core.metrics.judge import judge_messages
+        from gpo_core.metrics.judge_template import DEFAULT_RUBRIC
+
+        jm = settings.judge()
+        jc = counter_for(jm)
+        j_meas = _measure(history, "judge", jm)
+        j_comp, j_basis, j_known = _completion(j_meas, jm.max_tokens, "judge", "--judge-model")
+        mopts = opt.metric_options
+        rubric, scale = str(mopts.get("rubric") or DEFAULT_RUBRIC), str(mopts.get("scale") or "1-10")
+        sample = [*splits.dev, *splits.test][:20]
+        answer = " ".join(["word"] * max(1, round(t_comp)))  # an answer of the task model's expected length
+        per_call = (sum(jc.count(judge_messages(rubric, scale, ex, answer)) for ex in sample) / len(sample)
+                    if sample else 0.0)
+        j_calls = round(t_calls / cpe)
+        roles["judge"] = RoleEstimate("judge", jm.describe(), j_calls, round(per_call * j_calls),
+                                      round(j_calls * j_comp), j_basis, j_known, token_method=jc.method,
+                                      exact_tokens=jc.exact)
+        timed.append(("judge", jm, j_meas))
+        step_calls["judge"] = scored_per_step * k_dev + k_test
+        notes.append("judge model: one call per task-model answer, each prompt counted with an answer of the task "
+                     "model's expected length")
+
+    # ---- time and money
     step_seconds = 0.0
-    for role, model, meas in (("optimizer", om, o_meas), ("task", tm, t_meas)):
+    for role, model, meas in timed:
         r = roles[role]
         per_prompt = r.prompt_tokens / r.calls if r.calls else 0.0
         per_comp = r.completion_tokens / r.calls if r.calls else 0.0

@@ -99,7 +99,8 @@ def spend_from_usage(usage: TokenUsage) -> RoleSpend:
 class Spend:
     """A snapshot of a run's spend, for the app's meter and the CLI.
 
-    roles: per role ("task", "optimizer") its :class:`RoleSpend`. tokens: spent by both
+    roles: per role ("task", "optimizer", and "judge" when the LLM judge was called) its
+    :class:`RoleSpend`. tokens: spent by both
     (cache hits free). dollars: at the price table's prices, or None when a role that spent
     tokens has no price (``unpriced`` names those models). prices_note: where the prices come
     from and as of when. max_cost / max_tokens: the caps (None: none); cap_used: the larger
@@ -172,6 +173,7 @@ def spend_snapshot(spend: Mapping[str, RoleSpend], settings: RunSettings, prices
     """A :class:`Spend` of the per-role ``spend`` of a run with ``settings`` at ``prices``."""
     dollars, unpriced = role_dollars(spend, settings, prices)
     roles = {r: RoleSpend.from_dict(spend[r].to_dict()) if r in spend else RoleSpend() for r in ROLES}
+    roles.update({r: RoleSpend.from_dict(v.to_dict()) for r, v in spend.items() if r not in roles})  # the judge
     opt = settings.optimizer
     return Spend(roles, dollars, prices.note, unpriced, opt.max_cost, opt.max_spend_tokens, stop_reason)
 
@@ -240,7 +242,7 @@ def check_cap_prices(settings: RunSettings, prices: PriceTable) -> None:
 
     if settings.optimizer.max_cost is None:
         return
-    for role in ROLES:
+    for role in (*ROLES, "judge") if settings.uses_judge else ROLES:
         m = settings.model(role)
         if prices.price_for(m) is None:
             raise ConfigError("max_cost", f"no price for the {role} model {m.model!r} in the price table "

@@ -143,10 +143,28 @@ def _demo_worse_optimizer_reply(request: ChatRequest) -> str:
     return f"{tags[0]}{DEMO_WORSE_INSTRUCTION}{tags[1]}"
 
 
+_JUDGED = re.compile(r"Reference answers?[^\n]*:\n(?P<ref>.*?)\n\nAnswer to grade:\n(?P<out>.*?)\n\n", re.DOTALL)
+
+
+def _demo_judge_reply(request: ChatRequest) -> str:
+    """The scripted LLM judge: a reply in the format the judge prompt asks for, PASS / 10
+    when the answer to grade contains the (first) reference answer, FAIL / 2 otherwise."""
+    text = "\n".join(c for _, c in request.messages)
+    m = _JUDGED.search(text)
+    if not m:
+        return "I cannot grade this."
+    ref = m.group("ref").strip().removeprefix("- ").splitlines()[0].strip()
+    ok = bool(ref) and ref.lower() in m.group("out").lower()
+    reason = "the answer states the reference answer" if ok else "the answer does not state the reference answer"
+    grade = ("Verdict: PASS" if ok else "Verdict: FAIL") if "Verdict:" in text else f"Score: {10 if ok else 2}"
+    return f"Reason: {reason}.\n{grade}"
+
+
 #: The demo models by name (the ``model`` of a ``demo`` backend's settings).
-#: "scripted-optimizer-worse": the optimizer with a worse first candidate in every step.
+#: "scripted-optimizer-worse": the optimizer with a worse first candidate in every step;
+#: "scripted-judge": the LLM judge of the ``llm_judge`` metric.
 DEMO_MODELS = {"scripted-task": _demo_task_reply, "scripted-optimizer": _demo_optimizer_reply,
-               "scripted-optimizer-worse": _demo_worse_optimizer_reply}
+               "scripted-optimizer-worse": _demo_worse_optimizer_reply, "scripted-judge": _demo_judge_reply}
 
 
 def demo_chat_model(name: str, latency_s: float | None = None) -> DemoChatModel:

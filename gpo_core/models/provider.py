@@ -163,5 +163,7 @@ class ModelProvider:
         """The :class:`~gpo_core.optimizer.session.Models` of a run with ``settings``."""
         from gpo_core.optimizer.session import Models
 
+        judge = (self.chat_model(settings.judge_model, api_key)
+                 if settings.uses_judge and settings.judge_model is not None else None)
         return Models(self.chat_model(settings.task_model, api_key), self.chat_model(settings.optimizer_model, api_key),
-                      self.embedder() if need_embedder else None)
+                      self.embedder() if need_embedder else None, judge)

@@ -44,3 +44,17 @@ def word_diff(old: str, new: str) -> list[DiffSegment]:
             if op.dest_end > op.dest_start:
                 out.append(DiffSegment("insert", " ".join(b[op.dest_start:op.dest_end])))
     return out
+
+
+def diff_text(segments: list[DiffSegment]) -> str:
+    """A word diff as plain text: ``[-deleted-]`` and ``{+inserted+}`` (git word-diff style),
+    unchanged words as they are."""
+    out = []
+    for seg in segments:
+        if seg.op == "delete":
+            out.append(f"[-{seg.text}-]")
+        elif seg.op == "insert":
+            out.append(f"{{+{seg.text}+}}")
+        else:
+            out.append(seg.text)
+    return " ".join(out)

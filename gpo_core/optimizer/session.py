@@ -52,12 +52,15 @@ def _ex_list(dicts: list[dict]) -> list[Example]:
 
 @dataclass
 class Models:
-    """The three model seams of a session: task model (scorer), optimizer model, embedder.
-    Their settings (names, temperatures, ...) live in the run's RunSettings, not here."""
+    """The model seams of a session: task model (scorer), optimizer model, embedder, and the
+    judge model of the ``llm_judge`` metric (None: the task model judges, at the judge
+    settings' temperature). Their settings (names, temperatures, ...) live in the run's
+    RunSettings, not here."""
 
     task: ChatModel
     optimizer: ChatModel
     embedder: Embedder | None
+    judge: ChatModel | None = None
 
 
 def _capped(method: Callable) -> Callable:
@@ -191,7 +194,15 @@ class GPOSession:
 
     # Scoring ----------------------------------------------------------------------------
     def _scorer(self) -> Scorer:
-        return Scorer(self.state, self.splits, self._meter.wrap(self.models.task, "task"), self.concurrency)
+        settings = self.state.settings
+        metric = None
+        if settings.uses_judge:  # the judge's calls are metered as their own role
+            judge = self._meter.wrap(self.models.judge or self.models.task, "judge")
+            opt = settings.optimizer
+            metric = build_metric(opt.metric, opt.metric_options, self.state.task.answer_type, judge_model=judge,
+                                  judge_settings=settings.judge())
+        return Scorer(self.state, self.splits, self._meter.wrap(self.models.task, "task"), self.concurrency,
+                      metric=metric)
 
     # Spend ------------------------------------------------------------------------------
     @property

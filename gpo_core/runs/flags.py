@@ -130,5 +130,22 @@ def settings_from_flags(given: Mapping[str, Any], base: RunSettings | None = Non
         splits=_part_from_flags(SplitSettings, base.splits, given),
         task_model=_model_from_flags("task", base.task_model, given, fresh),
         optimizer_model=_model_from_flags("optimizer", base.optimizer_model, given, fresh),
-        optimizer=optimizer)
+        optimizer=optimizer, judge_model=_judge_from_flags(base.judge_model, given))
+    if "judge_model" in given and settings.judge_model is not None and not settings.uses_judge:
+        raise ConfigError("--judge-model", "only the llm_judge metric calls a judge model: add --metric llm_judge, "
+                                           "or leave --judge-model out")
     return settings.validate("cli")
+
+
+def _judge_from_flags(base: ModelSettings | None, given: Mapping[str, Any]) -> ModelSettings | None:
+    """The judge model's settings from ``--judge-model SPEC`` (a model spec as ``evaluate
+    --models`` takes; "task" or "": the task model judges), else ``base`` unchanged."""
+    if "judge_model" not in given:
+        return base
+    spec = str(given["judge_model"] or "").strip()
+    if spec in ("", "task"):
+        return None
+    from gpo_core.runs.matrix import parse_model_spec
+
+    base_url = given.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
+    return parse_model_spec(spec, base_url=base_url, flag="--judge-model").settings

@@ -35,7 +35,8 @@ def initial_settings() -> RunSettings:
         optimizer = os.environ.get(FAKE_OPTIMIZER_ENV) or "scripted-optimizer"
         settings = settings.replace(
             task_model=settings.task_model.replace(backend="demo", model="scripted-task", concurrency=8),
-            optimizer_model=settings.optimizer_model.replace(backend="demo", model=optimizer, concurrency=8))
+            optimizer_model=settings.optimizer_model.replace(backend="demo", model=optimizer, concurrency=8),
+            judge_model=settings.judge().replace(backend="demo", model="scripted-judge", concurrency=8))
     return settings
 
 

@@ -17,6 +17,7 @@ from gpo_core.errors import ConfigError
 from gpo_core.metrics import build_metric, is_user_code, metric_names, user_metrics_allowed
 from gpo_core.metrics.base import Metric, MetricResult
 from gpo_core.metrics.common import references
+from gpo_core.metrics.judge import LLMJudgeMetric, judge_messages
 from gpo_core.studio.draft import DraftSettings
 from gpo_core.tasks.task import ANSWER_TYPES, Task
 
@@ -36,6 +37,8 @@ OPTION_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "json_keys": (("keys", "keys to compare, comma-separated (default: every key of the target)"),),
     "set_f1": (("separator", "label separator (default ,)"),),
     "rouge_l": (("stemmer", "true (default) or false: Porter stemming"),),
+    "llm_judge": (("rubric", "what a right answer does, in words (default: matches the reference answer)"),
+                  ("scale", "1-10 (default; partial credit) or pass-fail")),
     "user_code": (("binary", "true if it returns only 0 or 1"),),
 }
 
@@ -46,16 +49,21 @@ class Preview:
     read (parsed), its reason and error (when the metric raised on it), the example's target
     and the metric's name and definition."""
 
-    score: float
+    score: float | None
     parsed: str | None
     reason: str | None
     error: str | None
     target: str
     metric: str
     definition: str
+    judge_prompt: str | None = None
 
     def text(self) -> str:
-        """"Score 0.67 (json_keys): 2 of 3 keys right; wrong or missing: city"."""
+        """"Score 0.67 (json_keys): 2 of 3 keys right; wrong or missing: city"; for the LLM
+        judge (score None: no model is called here) what happens in the run instead."""
+        if self.score is None:
+            return (f"Not scored here ({self.metric}): the judge model grades each answer during the run, one call "
+                    "per answer. The prompt it gets for this example and output:")
         why = self.error or self.reason
         return f"Score {self.score:.2f} ({self.metric})" + (f": {why}" if why else "")
 
@@ -133,5 +141,8 @@ class MetricSetup:
             raise ConfigError("Preview example", f"must be between 1 and {len(examples)}")
         ex = examples[index]
         text = references(ex.target)[0] if output is None else output
+        if isinstance(metric, LLMJudgeMetric):  # no model call before the run: show what the judge will read
+            prompt = "\n\n".join(c for _, c in judge_messages(metric.rubric, metric.scale, ex, text))
+            return Preview(None, None, None, None, ex.target, metric.name, metric.definition(), prompt)
         res: MetricResult = metric.score_many([text], [ex])[0]
         return Preview(res.score, res.parsed, res.reason, res.error, ex.target, metric.name, metric.definition())

@@ -86,6 +86,30 @@ class ModelConfig:
         self.draft.settings = self.draft.settings.with_model(role, new)
         return new
 
+    #: The Models page's judge choice meaning "the task model judges" (no judge_model setting).
+    JUDGE_IS_TASK = "task"
+
+    def set_judge(self, spec: str) -> ModelSettings | None:
+        """Keep the judge model of the ``llm_judge`` metric for the next run: ``spec`` "task"
+        or "" (the task model judges, at temperature 0), an embedded model's name, or a model
+        spec as ``evaluate --models`` takes (``openai:gpt-4o``, ``compatible:NAME`` with
+        $OPENAI_BASE_URL, ``local:PATH.gguf``, ``demo:scripted-judge``). ConfigError naming the
+        widget "Judge model" (the previous choice stays)."""
+        from gpo_core.runs.matrix import parse_model_spec
+
+        text = (spec or "").strip()
+        new = None if text in ("", self.JUDGE_IS_TASK) else parse_model_spec(
+            text, base_url=os.environ.get("OPENAI_BASE_URL") or None, flag="Judge model").settings
+        self.draft.settings = self.draft.settings.with_model("judge", new)
+        return new
+
+    def judge_spec(self) -> str:
+        """The draft's judge choice as :meth:`set_judge` takes it ("task" when unset)."""
+        j = self.draft.settings.judge_model
+        if j is None:
+            return self.JUDGE_IS_TASK
+        return j.model if j.backend == "local" else f"{j.backend}:{j.model}"
+
     def apply_preset(self, name: str) -> None:
         """Put both roles on the embedded models of preset ``name`` (:data:`MODEL_PRESETS`),
         with the roles' default temperature and max tokens. ConfigError for an unknown preset."""
@@ -157,6 +181,8 @@ class ModelConfig:
         return self.provider.chat_model(settings, key, use_cache)
 
     def _override_for(self, override: Models, role: str) -> ChatModel:
+        if role == "judge":
+            return override.judge or override.task
         return override.task if role == "task" else override.optimizer
 
     def build(self, settings: RunSettings | None = None) -> Models:
@@ -165,8 +191,9 @@ class ModelConfig:
         if self.override is not None:
             return self.override
         s = settings or self.draft.settings
+        judge = self._chat(s.judge_model, self.use_cache) if s.uses_judge and s.judge_model is not None else None
         return Models(self._chat(s.task_model, self.use_cache), self._chat(s.optimizer_model, self.use_cache),
-                      self.provider.embedder())
+                      self.provider.embedder(), judge)
 
     def test_connection(self, role: str) -> tuple[bool, str, float]:
         """One tiny uncached call to the role's model: (ok, message, seconds). Never raises;
@@ -184,9 +211,10 @@ class ModelConfig:
         return check_connection(model, timeout_s=timeout)
 
     def active(self) -> list[dict]:
-        """The models of the next run, per role: role, backend label, model, where."""
+        """The models of the next run, per role: role, backend label, model, where (the judge
+        model only when the metric is the LLM judge)."""
         out = []
-        for role in ROLES:
+        for role in (*ROLES, "judge") if self.draft.settings.uses_judge else ROLES:
             if self.override is not None:
                 out.append({"role": f"{role} model", "backend": "scripted (test)",
                             "model": self._override_for(self.override, role).name, "where": "in process"})

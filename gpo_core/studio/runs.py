@@ -19,6 +19,8 @@ from typing import TypeGuard
 from gpo_core.errors import ConfigError, GPOError
 from gpo_core.models.cache import default_cache_path
 from gpo_core.optimizer.session import GPOSession
+from gpo_core.runs.compare import RunComparison, compare_runs
+from gpo_core.runs.labels import RunLabel, delete_run, load_label, parse_tags, save_label
 from gpo_core.runs.records import StepRecord
 from gpo_core.runs.repository import RunInUseError, RunStore, default_runs_root, load_run_and_data
 from gpo_core.runs.storage import preflight
@@ -99,6 +101,8 @@ class Runs:
         if start_from is not None:
             task = dataclasses.replace(task, initial_instruction=start_from.prompt)
         settings = self.draft.settings.validate("app")
+        if not settings.uses_judge:  # a judge chosen on the Models page is not part of a run that calls none
+            settings = settings.replace(judge_model=None)
         splits = self.tasks.splits()
         self.check_storage(splits)
         models = self.models.build(settings)
@@ -124,8 +128,54 @@ class Runs:
                           "responses\" on the Models page.")
 
     def saved(self) -> list[dict]:
-        """Saved runs, newest first (see RunStore.list_runs)."""
-        return self.store().list_runs()
+        """Saved runs, newest first (see RunStore.list_runs), each with its label's "name"
+        and "tags" (a damaged label.json: "label_error" instead; the run stays listed)."""
+        rows = self.store().list_runs()
+        for r in rows:
+            if "error" in r:
+                continue
+            try:
+                label = load_label(self.store().run_dir(r["run_id"]))
+            except GPOError as e:
+                r["label_error"] = str(e)
+                continue
+            r["name"], r["tags"] = label.name, list(label.tags)
+        return rows
+
+    def compare(self, run_ids: list[str]) -> RunComparison:
+        """Compare saved runs by id (see :func:`gpo_core.runs.compare.compare_runs`): ConfigError
+        for fewer than 2 or more than 6, RunFileError for an unreadable run."""
+        return compare_runs([self.store().run_dir(i) for i in run_ids])
+
+    # Names, tags, notes; deleting ------------------------------------------------------------
+    def label(self, run_id: str) -> RunLabel:
+        """The saved run's name, tags and note (RunFileError for a damaged label.json)."""
+        return load_label(self.store().run_dir(run_id))
+
+    def set_label(self, run_id: str, name: str, tags: str, note: str) -> RunLabel:
+        """Save the run's label from the page's fields (tags separated by commas or spaces).
+        ConfigError naming the field ("label.name", "label.tags", "label.note"); nothing is
+        written then."""
+        label = RunLabel(name.strip(), parse_tags(tags), note).validate()
+        save_label(self.store().run_dir(run_id), label)
+        return label
+
+    def delete(self, run_id: str) -> Path:
+        """Delete a saved run's folder (only it: see :func:`gpo_core.runs.labels.delete_run`).
+        Refused while a job of this process works on it or another live session holds it
+        (RunInUseError). When it is the open run, no run is open afterwards."""
+        folder = self.store().run_dir(run_id).resolve()
+
+        def works_on(session: GPOSession | None) -> bool:
+            return session is not None and session.run_dir is not None and Path(session.run_dir).resolve() == folder
+
+        busy = {run_id} if any(j.run_id == run_id or works_on(j.session) for j in self.registry.active()) else set()
+        gone = delete_run(self.store(), run_id, self.owner, busy_run_ids=busy)
+        if works_on(self.session):
+            self.session = None
+            if self.on_switch is not None:
+                self.on_switch()
+        return gone
 
     def open(self, run_id: str, take_over: bool = False) -> GPOSession:
         """Reopen a saved run to inspect or resume it, on the models saved with it, and load

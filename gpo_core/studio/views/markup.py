@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 
-from gpo_core.optimizer.edits import DiffSegment
+from gpo_core.optimizer.edits import DiffSegment, diff_text
 
 _MD_SPECIAL = set(string.punctuation)
 
@@ -52,17 +52,7 @@ def diff_markdown(segments: list[DiffSegment]) -> str:
     return " ".join(parts) if parts else "*(no change)*"
 
 
-def diff_plain(segments: list[DiffSegment]) -> str:
-    """The same diff as plain text: ``[-deleted-]`` and ``{+inserted+}`` (git word-diff style)."""
-    out = []
-    for seg in segments:
-        if seg.op == "delete":
-            out.append(f"[-{seg.text}-]")
-        elif seg.op == "insert":
-            out.append(f"{{+{seg.text}+}}")
-        else:
-            out.append(seg.text)
-    return " ".join(out)
+diff_plain = diff_text  # the plain-text form lives with the diff (gpo_core.optimizer.edits)
 
 
 def progress_text(phase: str, done: int, total: int) -> str:

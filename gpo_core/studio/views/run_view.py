@@ -190,12 +190,15 @@ def _short(text: str, n: int = 60) -> str:
 def records_frame(records: list[dict], wrong_only: bool = False) -> pd.DataFrame:
     """Per-example results of one prompt: input, target, parsed answer, correct, model
     output, tokens, error; with the reference scoring protocol also the answer re-prompt
-    and the reply that was parsed ("re-prompt", "final reply"). ``wrong_only`` keeps the
+    and the reply that was parsed ("re-prompt", "final reply"); with the LLM judge its reply,
+    its prompt and its tokens ("judge reply", "judge prompt", "judge tokens"). ``wrong_only`` keeps the
     wrong answers."""
     two_turns = any(r.get("second_prompt") is not None for r in records)
+    judged = any(r.get("judge_prompt") for r in records)
     partial = _partial_credit(records)
     columns = ["input", "target", "answer", "correct", *(["score"] if partial else []), "reason", "output"]
     columns += ["re-prompt", "final reply"] if two_turns else []
+    columns += ["judge reply", "judge prompt", "judge tokens"] if judged else []
     columns += ["tokens", "error"]
     rows = []
     for r in records:
@@ -210,6 +213,10 @@ def records_frame(records: list[dict], wrong_only: bool = False) -> pd.DataFrame
         if two_turns:
             row["re-prompt"] = r.get("second_prompt") or ""
             row["final reply"] = r.get("second_output") or ""
+        if judged:
+            row["judge reply"] = r.get("judge_output") or ""
+            row["judge prompt"] = r.get("judge_prompt") or ""
+            row["judge tokens"] = int(r.get("judge_prompt_tokens") or 0) + int(r.get("judge_completion_tokens") or 0)
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
@@ -244,18 +251,20 @@ def compare_frame(a: list[dict], b: list[dict], wrong_only: bool = False) -> pd.
 
 
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
-    """Saved runs (RunStore.list_runs rows): id, task, steps done of total, best dev (%,
+    """Saved runs (:meth:`gpo_core.studio.runs.Runs.saved` rows): id, name, tags, task, steps
+    done of total, best dev (%,
     with its 95% interval over the run's dev split when the row has "dev_size"), last saved,
     and an error for unreadable runs."""
     rows = []
     for r in runs:
         best = r.get("best_dev_accuracy")
         acc = accuracy_from(best, int(r["dev_size"])) if best is not None and r.get("dev_size") else None
-        rows.append({"run": r["run_id"], "task": r.get("task", ""),
+        rows.append({"run": r["run_id"], "name": r.get("name", ""), "tags": ", ".join(r.get("tags") or []),
+                     "task": r.get("task", ""),
                      "steps": f"{r['steps_done']} / {r['steps_total']}" if "steps_done" in r else "",
                      "best dev": acc.text() if acc is not None else pct(best) if best is not None else "–",
-                     "last saved": r.get("updated_at", ""), "problem": r.get("error", "")})
-    return pd.DataFrame(rows, columns=["run", "task", "steps", "best dev", "last saved", "problem"])
+                     "last saved": r.get("updated_at", ""), "problem": r.get("error", "") or r.get("label_error", "")})
+    return pd.DataFrame(rows, columns=["run", "name", "tags", "task", "steps", "best dev", "last saved", "problem"])
 
 
 def policy_text(settings: RunSettings) -> str:
