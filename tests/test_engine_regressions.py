@@ -353,3 +353,32 @@ def test_a_server_answering_as_the_model_asked_for_gives_no_warning(fake_server,
     s.start()
     step = s.propose()
     assert step.warnings == [] and set(step.models) == {"task", "optimizer"}
+
+
+def test_a_resumed_run_sends_the_starting_prompts_failed_calls_again_before_step_1(tmp_path):
+    """Leftover of issue 15: a start scored with failed calls kept them on resume, so every
+    candidate was compared with a start measured on part of dev."""
+    splits = parity_splits()
+    bad_dev, bad_test = splits.dev[0].input, splits.test[0].input
+    models = fake_models()
+    s = new_session(tmp_path / "run", Models(failing_task_model(lambda p: bad_dev in p or bad_test in p),
+                                             models.optimizer, models.embedder))
+    first = dict(s.start())
+    assert first["dev_errors"] == 1 and first["test_errors"] == 1
+    # the endpoint is back: the run resumes
+    healthy = ScriptedChatModel(task_answer, name="fake-task", max_concurrency=8)
+    resumed = GPOSession.open(tmp_path / "run", Models(healthy, models.optimizer, models.embedder), take_over=True)
+    init = resumed.start()
+    assert init["dev_errors"] == 0 and init["test_errors"] == 0
+    sent = [r.messages[-1][1] for r in healthy.calls]
+    assert len(sent) == 2 and any(bad_dev in p for p in sent) and any(bad_test in p for p in sent)  # only those
+    recs = resumed.records("initial", "dev")
+    assert len(recs) == 8 and not any(r["error"] for r in recs)
+    assert init["dev_accuracy"] == pytest.approx(sum(r["correct"] for r in recs) / 8)
+    assert resumed.state.trajectory[0].dev_accuracy == init["dev_accuracy"]
+    assert init["usage"]["calls"] == first["usage"]["calls"] + 2  # the first calls stay counted
+    # once a step was proposed, the start is never rescored (steps were compared with it)
+    resumed.propose()
+    again = GPOSession.open(tmp_path / "run", Models(healthy, models.optimizer, models.embedder), take_over=True)
+    calls = len(healthy.calls)
+    assert again.start() == resumed.state.initial and len(healthy.calls) == calls

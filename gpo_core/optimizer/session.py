@@ -24,7 +24,7 @@ from gpo_core.costs.prices import PriceTable, load_prices
 from gpo_core.costs.spend import Spend, SpendCapReached, SpendMeter, cap_reason, check_cap_prices, spend_snapshot
 from gpo_core.errors import ConfigError
 from gpo_core.metrics import build_metric
-from gpo_core.models.base import ChatModel
+from gpo_core.models.base import ChatModel, TokenUsage
 from gpo_core.models.embeddings import Embedder
 from gpo_core.optimizer import transitions
 from gpo_core.optimizer.direction import TrajectoryEntry
@@ -258,9 +258,14 @@ class GPOSession:
     def start(self, on_progress: Progress | None = None, should_stop: StopFlag | None = None) -> dict:
         """Score the starting prompt on dev and test (step 0 of the trajectory), accuracy
         over the answered examples (failed calls in ``dev_errors`` / ``test_errors``).
-        Idempotent. EndpointDownError when every call failed."""
+        Idempotent, except that before step 1 is proposed the calls of the start that failed
+        are sent again (a resumed run: the start is then scored on the whole split, as every
+        later candidate is compared with it). EndpointDownError when every call failed."""
         if self.state.initial is not None:
-            return self.state.initial
+            init = self.state.initial
+            if self.state.steps or not (init.get("dev_errors") or init.get("test_errors")):
+                return init
+            return self._complete_start(on_progress, should_stop)
         should_stop = self._guard(should_stop)
         self.repo.before_model_calls(self.state)  # lease and disk first: no call spent on a run that cannot save
         prompt, scorer = self.state.current_prompt, self._scorer()
@@ -270,6 +275,27 @@ class GPOSession:
         if test:
             self._keep_records("initial", test)
         initial = transitions.start_run(self.state, dev, test)
+        self._save()
+        return initial
+
+    def _complete_start(self, on_progress: Progress | None, should_stop: StopFlag | None) -> dict:
+        """Send again only the starting prompt's failed calls (dev and test; answered ones
+        kept from the records, :meth:`Scorer.complete`), rescore it over the split and add
+        the new calls to its usage. EvaluationCancelled on should_stop (nothing changes)."""
+        old = dict(self.state.initial or {})
+        should_stop = self._guard(should_stop)
+        self.repo.before_model_calls(self.state)
+        prompt, scorer = old["prompt"], self._scorer()
+        dev = scorer.complete(prompt, "dev", self.records("initial", "dev"), on_progress, should_stop)
+        test = (scorer.complete(prompt, "test", self.records("initial", "test"), on_progress, should_stop)
+                if self.splits.test else None)
+        self._keep_records("initial", dev)
+        if test is not None:
+            self._keep_records("initial", test)
+        before = TokenUsage(**{k: v for k, v in (old.get("usage") or {}).items()
+                               if k in TokenUsage.__dataclass_fields__})
+        initial = transitions.start_run(self.state, dev, test)
+        initial["usage"] = before.merge(dev.usage.merge(test.usage) if test else dev.usage).__dict__.copy()
         self._save()
         return initial
 
