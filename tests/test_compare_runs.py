@@ -253,3 +253,27 @@ def test_delete_cli_asks_first(tmp_path, three_runs, monkeypatch, capsys):
     assert main(["delete", "one"]) == 0 and not (tmp_path / "runs" / "one").exists()
     assert main(["delete", str(tmp_path / "elsewhere"), "--yes"]) == 2
     assert "outside the runs folder" in capsys.readouterr().err
+
+
+def test_the_runs_list_reads_each_run_json_once_per_version(tmp_path, three_runs, monkeypatch):
+    """The runs list is drawn on every rerun of the Results and Optimize pages: an unchanged run.json
+    is not parsed again, a changed one is."""
+    from gpo_core.runs import repository
+
+    store = _store_with_runs(tmp_path, three_runs, "one", "two")
+    reads: list[str] = []
+    real = repository.load_run_and_data
+
+    def counting(run_dir, **kw):
+        reads.append(Path(run_dir).name)
+        return real(run_dir, **kw)
+
+    monkeypatch.setattr(repository, "load_run_and_data", counting)
+    first = store.list_runs()
+    assert sorted(reads) == ["one", "two"]
+    assert store.list_runs() == first and len(reads) == 2  # nothing parsed again
+    data = json.loads((tmp_path / "runs" / "one" / "run.json").read_text())
+    data["task"]["name"] = "renamed"
+    (tmp_path / "runs" / "one" / "run.json").write_text(json.dumps(data))
+    rows = {r["run_id"]: r for r in store.list_runs()}
+    assert rows["one"]["task"] == "renamed" and reads.count("one") == 2 and reads.count("two") == 1

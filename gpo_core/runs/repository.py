@@ -305,19 +305,42 @@ class RunStore:
                 continue
             if not (d / RUN_FILE).exists() and not (d / RUN_FILE).is_symlink():
                 continue  # not a run
-            try:
-                s = load_run_and_data(d, with_data=False)[0]
-            except (RunFileError, StorageError) as e:
-                out.append({"run_id": d.name, "error": str(e), "updated_at": ""})
-                continue
-            chosen = [e.dev_accuracy for e in s.trajectory if e.chosen]
-            out.append({"run_id": d.name, "task": s.task.name, "steps_done": len(s.decided_steps),
-                        "steps_total": s.settings.optimizer.steps, "best_dev_accuracy": max(chosen) if chosen else None,
-                        "dev_size": (s.initial or {}).get("dev_n")
-                        or max((c.dev_n for st in s.steps for c in st.candidates), default=0) or None,
-                        "updated_at": s.updated_at or s.created_at})
+            out.append(_summary_row(d))
         out.sort(key=lambda r: r["updated_at"], reverse=True)
         return out
+
+
+#: Summary rows of run folders by (run.json path, modification time in ns, size in bytes): the
+#: runs list is drawn on every rerun of the Results and Optimize pages, and run.json is only
+#: ever replaced whole (atomic writes), so an unchanged file gives the same row. Bounded.
+_SUMMARIES: dict[tuple[str, int, int], dict] = {}
+_SUMMARIES_MAX = 2048
+
+
+def _summary_row(d: Path) -> dict:
+    """The :meth:`RunStore.list_runs` row of run folder ``d`` (read once per version of its run.json)."""
+    try:
+        st = (d / RUN_FILE).stat()
+        key = (str(d / RUN_FILE), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _SUMMARIES:
+        return dict(_SUMMARIES[key])
+    try:
+        s = load_run_and_data(d, with_data=False)[0]
+    except (RunFileError, StorageError) as e:
+        return {"run_id": d.name, "error": str(e), "updated_at": ""}
+    chosen = [e.dev_accuracy for e in s.trajectory if e.chosen]
+    row = {"run_id": d.name, "task": s.task.name, "steps_done": len(s.decided_steps),
+           "steps_total": s.settings.optimizer.steps, "best_dev_accuracy": max(chosen) if chosen else None,
+           "dev_size": (s.initial or {}).get("dev_n")
+           or max((c.dev_n for st_ in s.steps for c in st_.candidates), default=0) or None,
+           "updated_at": s.updated_at or s.created_at}
+    if key is not None:
+        if len(_SUMMARIES) >= _SUMMARIES_MAX:
+            _SUMMARIES.clear()
+        _SUMMARIES[key] = dict(row)
+    return row
 
 
 # The lease -----------------------------------------------------------------------------------
