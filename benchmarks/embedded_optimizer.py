@@ -345,6 +345,8 @@ def report(results: dict) -> list[str]:
 OPTIMIZER_VARIANTS = {
     "optimizer": ("as the engine sends it to embedded models: system message + reply grammar, the prompts shown "
                   "are prompts already tried (the reply may not end on one)"),
+    "optimizer_variant_strict_echo": ("earlier variant: the same, but words every exemplar shares (the task's own "
+                                      "question) counted as copying an exemplar"),
     "optimizer_variant_no_avoid": "earlier variant: the same, without the prompts already tried",
     "optimizer_variant_no_colon": "earlier variant: the same, but no colon anywhere (cut off 'in the format:')",
     "optimizer_variant_first_system": "earlier variant: a first system message, 80-word grammar admitting colons",

@@ -69,3 +69,19 @@ def test_cap_candidates_takes_one_per_reply_first():
     assert cap_candidates(found, 2) == [["a1"], [], ["c1"], []]
     assert cap_candidates(found, 4) == [["a1", "a2"], [], ["c1"], ["d1"]]
     assert cap_candidates(found, 10) == found
+
+
+def test_wording_every_exemplar_shares_is_the_tasks_not_a_copy_of_one_example():
+    """Measured on BBH navigate (benchmarks/results/embedded_optimizer.md): 4 of the 6 refusals
+    were the task's own question, which every example asks; copying one example's content is
+    still refused."""
+    from gpo_core.optimizer.extraction import echo_refusal
+
+    question = "If you follow these instructions, do you return to the starting point?"
+    exemplars = [f"{question} Take 10 steps. Take 9 steps. Turn right. Take 5 steps.", "No",
+                 f"{question} Always face forward. Take 3 steps left. Take 3 steps right.", "Yes"]
+    assert echo_refusal(f"Answer Yes or No. {question}", exemplars=exemplars) is None
+    leak = "Answer the question. Take 10 steps. Take 9 steps. Turn right. Take 5 steps."
+    assert "copies more than 7 words in a row of an exemplar" in (echo_refusal(leak, exemplars=exemplars) or "")
+    # one exemplar alone: nothing is shared, so its question counts as its content
+    assert echo_refusal(f"Answer Yes or No. {question}", exemplars=exemplars[:2]) is not None

@@ -161,7 +161,9 @@ def echo_refusal(candidate: str, *, scaffolding: Sequence[str] = (), exemplars: 
     a leftover or broken answer tag ("</INS.", "<START"); more than
     :data:`MAX_SHARED_WORDS` words in a row copied from ``scaffolding`` (the layout's fixed
     sentences) or from ``exemplars`` (the exemplars' inputs and outputs shown to the
-    optimizer model)."""
+    optimizer model). A run of words that two or more exemplars share is the task's own
+    wording (BBH navigate asks every example "If you follow these instructions, do you
+    return to the starting point?"), not one example's content, so repeating it is no copy."""
     m = _FIELD_LABEL.search(candidate)
     if m:
         return f"echoes the field label '{m.group(1) or m.group(2)}:'"
@@ -170,8 +172,14 @@ def echo_refusal(candidate: str, *, scaffolding: Sequence[str] = (), exemplars: 
     n = MAX_SHARED_WORDS + 1
     mine = _shingles(candidate, n)
     if mine:
-        for text in exemplars:
-            if mine & _shingles(text, n):
+        per_exemplar = [_shingles(text, n) for text in exemplars]
+        seen: set[tuple[str, ...]] = set()
+        task_wording: set[tuple[str, ...]] = set()
+        for sh in per_exemplar:
+            task_wording |= sh & seen
+            seen |= sh
+        for sh in per_exemplar:
+            if (mine & sh) - task_wording:
                 return f"copies more than {MAX_SHARED_WORDS} words in a row of an exemplar"
         for text in scaffolding:
             if mine & _shingles(text, n):
