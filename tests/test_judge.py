@@ -116,6 +116,8 @@ def test_cli_run_with_the_judge_counts_its_calls_and_keeps_its_replies(monkeypat
     assert all(r["judge_output"].startswith("Reason:") and "Rubric:" in r["judge_prompt"] for r in dev)
     # the judge's verdict is the score: PASS exactly where the answer states the target
     assert all(r["score"] == float(r["target"] in r["raw_output"]) for r in dev)
+    report = next((tmp_path / "run" / "exports").glob("*.md")).read_text()
+    assert "judge model (LLM judge metric): scripted-judge" in report
 
 
 def test_cli_refuses_a_judge_model_without_the_judge_metric(monkeypatch, capsys, tmp_path: Path):

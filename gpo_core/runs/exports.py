@@ -161,7 +161,9 @@ def export_markdown(session: GPOSession) -> str:
         "## Settings",
         "",
         f"- Task model: {md_text(s.settings.task_model.describe())}; optimizer model: "
-        f"{md_text(s.settings.optimizer_model.describe())}",
+        f"{md_text(s.settings.optimizer_model.describe())}"
+        + (f"; judge model (LLM judge metric): {md_text(s.settings.judge().describe())}"
+           if s.settings.uses_judge else ""),
         f"- {cfg.steps} steps, {cfg.candidates} candidates a step, k = {cfg.k} by {cfg.selection}; "
         f"decision policy {cfg.policy}" + (f" (alpha {cfg.alpha:g})" if cfg.policy == "significant" else "")
         + ("; " + "; ".join(extras) if extras else ""),
