@@ -39,7 +39,8 @@ def test_the_report_is_self_contained_and_holds_the_markdown_content(report):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup)   # nothing fetched from a CDN
     assert "<script src" not in markup and markup.count("<script") >= 3
     assert "cdn.plot.ly" not in markup and len(text) > plotly_js_bytes()     # plotly.js inlined, once
-    assert text.count("Plotly.newPlot") == 2
+    # accuracy and gap charts, and (parity is a yes/no label task) the final prompt's confusion on dev and test
+    assert text.count("Plotly.newPlot") == 4 and 'id="confusion-chart-test"' in text
     for heading in ("Settings", "Result", "Steps", "Decision log", "Dev-test gap", "Charts"):
         assert f"<h2>{heading}</h2>" in text
     assert "<td>100.0% [67.6–100.0%] (8/8)</td>" in text

@@ -22,6 +22,7 @@ from gpo_core.optimizer.overfit import GAP_THRESHOLD, blind_note, gap_series, ga
 from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.final import FINAL_RULE, candidates_by_id, entry_score
 from gpo_core.runs.records import RunState
+from gpo_core.runs.report_classes import class_report_lines
 from gpo_core.stats import Proportion
 
 _SECRET_KEYS = {"api_key", "apikey", "authorization", "key", "token", "secret"}
@@ -223,6 +224,7 @@ def export_markdown(session: GPOSession) -> str:
             f"| {st.step}.{st.attempt} | {st.budget} | {kind} | {_md_cell(chosen.text) if chosen else '–'} | "
             f"{chosen.edit_distance if chosen else '–'} | {dev} | {test} | {paired} | {st.usage.total_tokens} |")
     lines += decision_log_lines(s)
+    lines += class_report_lines(session)
     lines += _gap_lines(s)
     lines += _flag_lines(s)
     if total is not None:

@@ -90,8 +90,11 @@ pre{background:#f5f5f5;padding:1em;white-space:pre-wrap}.chart{margin:1em 0}"""
 def export_html(session: GPOSession) -> str:
     """The run's report as one self-contained HTML page (text): the Markdown report's
     content, then the accuracy curve and the dev-test gap chart (``div.chart`` with ids
-    ``accuracy-chart`` / ``gap-chart``), plotly.js inlined once (:func:`plotly_js_bytes`, no network)."""
+    ``accuracy-chart`` / ``gap-chart``) and, for label tasks, the final prompt's confusion
+    heatmaps (``confusion-chart-dev`` / ``-test``), plotly.js inlined once (:func:`plotly_js_bytes`, no network)."""
+    from gpo_core.runs.report_classes import final_class_reports
     from gpo_core.studio.charts import accuracy_figure, gap_figure
+    from gpo_core.studio.views.class_report_view import matrix_figure
 
     s = session.state
     body = markdown_to_html(export_markdown(session))
@@ -102,6 +105,13 @@ def export_html(session: GPOSession) -> str:
     charts = ('<h2>Charts</h2><p>Dev and test accuracy per step with 95% Wilson intervals; the dev-test gap with its '
               'interval. Charts are interactive and work offline (plotly.js is embedded).</p>'
               f'<div class="chart" id="accuracy-chart">{acc}</div><div class="chart" id="gap-chart">{gap}</div>')
+    for split, report, _ in final_class_reports(session):  # label tasks: the final prompt's confusion matrices
+        fig = matrix_figure(report).update_layout(title=f"Confusion matrix of the final prompt on {split} "
+                                                        "(rows: gold, columns: answer)")
+        heat = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"confusion-plot-{split}",
+                           config={"displaylogo": False})
+        charts += f'<div class="chart" id="confusion-chart-{split}">{heat}</div>'
+
     title = html.escape(f"GPO Studio report: {s.task.name} ({s.run_id})")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; script-src \'unsafe-inline\' '
