@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from gpo_core.runs.compare import RunComparison
+from gpo_core.studio.charts import _rgba
 from gpo_core.studio.views.run_view import chosen_path
 
 __all__ = ["compare_curves", "compare_figure", "compare_html"]
@@ -35,11 +36,6 @@ def compare_curves(cmp: RunComparison) -> pd.DataFrame:
         return pd.DataFrame(columns=["run", "title", "step", "dev", "dev low", "dev high", "test", "test low",
                                      "test high", "best dev"])
     return pd.concat(frames, ignore_index=True)
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _band(fig: go.Figure, x, low, high, color: str, group: str) -> None:
