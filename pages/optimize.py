@@ -26,7 +26,7 @@ from gpo_core.studio import charts, warm_start_choice
 from gpo_core.studio.estimates import draft_estimate
 from gpo_core.studio.prices import model_price_rows, save_user_prices
 from gpo_core.studio.studio import Studio
-from gpo_core.studio.views import cost_view, markup, paired_view, run_view, step_view, uncertainty
+from gpo_core.studio.views import class_report_view, cost_view, markup, paired_view, run_view, step_view, uncertainty
 from gpo_core.studio.worker import JobBusyError
 
 if "studio" not in st.session_state:
@@ -432,6 +432,8 @@ with st.container(horizontal=True, gap="large"):
     for label, (value, interval) in run_view.run_summary(state, T).items():
         st.metric(label, value, interval, delta_color="off", delta_arrow="off")
 st.caption(md(uncertainty.explainer(uncertainty.initial_accuracy(state, "dev"))))
+if (baseline := class_report_view.dev_baseline_caption(state)) is not None:  # label tasks only (issue 12)
+    st.caption(md(baseline))
 spend_meter(session)
 if state.stop_reason:
     st.warning(md(f"{state.stop_reason[:1].upper()}{state.stop_reason[1:]}. Every finished step is kept; raise the "

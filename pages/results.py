@@ -230,8 +230,8 @@ with st.container(horizontal=True, gap="large"):
     for name, (value, interval) in run_view.final_metrics(comparison, hidden).items():
         st.metric(name, value, interval, delta_color="off", delta_arrow="off")
 st.caption(md(uncertainty.explainer(uncertainty.initial_accuracy(state, "dev"))))
-if (baseline := class_report_view.dev_baseline(state)) is not None:  # label tasks only (issue 12)
-    st.caption(md(baseline[:1].upper() + baseline[1:] + " on dev."))
+if (baseline := class_report_view.dev_baseline_caption(state)) is not None:  # label tasks only (issue 12)
+    st.caption(md(baseline))
 st.caption(md(cost_view.spend_text(session.spend()) + (f" · racing saved {cost_view.calls_saved(state):,} "
                                                          "task-model calls" if session.config.racing else "")))
 if hidden:

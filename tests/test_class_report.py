@@ -93,8 +93,9 @@ def test_results_page_shows_the_report_of_a_label_task_run_on_demo_models(tmp_pa
     assert dev_line is not None and dev_line.startswith("majority-class baseline: ")
     shown = dev_line[:1].upper() + dev_line[1:] + " on dev."
     assert shown in texts(at.caption)  # beside the run's accuracies at the top of Results
-    # (not on the Optimize page: there the caption kept the page from navigating away while an
-    # automatic run finished, tests/test_e2e_browser.py; left out until that is understood)
+    optimize = app_for(studio, "pages/optimize.py")
+    no_exception(optimize)
+    assert shown in texts(optimize.caption)  # and beside the accuracies on the Optimize page
 
 
 def test_results_page_shows_no_report_for_a_number_task(tmp_path):

@@ -1,6 +1,7 @@
 """Issue 12 in the browser: pick a metric on the Task page (its definition and the preview score
 of one example show before any run), run a step on the scripted demo models, and see the
-classification report (per-class table, confusion heatmap, majority baseline) on Results."""
+classification report (per-class table, confusion heatmap, majority baseline) on Results, and
+the majority baseline under the accuracies on the Optimize page."""
 
 from __future__ import annotations
 
@@ -70,6 +71,10 @@ def test_pick_a_metric_then_see_the_classification_report(app_server, tmp_path):
             _set_number(page, "Candidates per step", 2)
             page.get_by_role("button", name="Create the run and score the starting prompt").click()
             expect(page.get_by_text("Starting prompt scored")).to_be_visible()
+            # the baseline under the run's accuracies on the Optimize page too
+            baseline = re.compile(r"^Majority-class baseline: \d+% \[\d+–\d+%\].* on dev\.$")
+            expect(page.get_by_text(baseline)).to_be_visible()
+            page.screenshot(path="/tmp/shots/e2e_metrics_optimize.png")
 
             page.get_by_role("link", name="Results").first.click()
             expect(page.get_by_role("heading", name="Results", exact=True)).to_be_visible()

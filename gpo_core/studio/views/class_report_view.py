@@ -21,7 +21,7 @@ from gpo_core.metrics.class_report import (
 )
 from gpo_core.runs.records import RunState
 
-__all__ = ["classes_frame", "dev_baseline", "matrix_figure", "report_of"]
+__all__ = ["classes_frame", "dev_baseline", "dev_baseline_caption", "matrix_figure", "report_of"]
 
 
 def report_of(state: RunState, records: Sequence[Mapping[str, Any]]) -> ClassReport | None:
@@ -45,6 +45,14 @@ def dev_baseline(state: RunState) -> str | None:
         return None
     found = majority_baseline(targets, answer_type)
     return None if found is None else baseline_text(*found)
+
+
+def dev_baseline_caption(state: RunState) -> str | None:
+    """The line shown under the run's accuracies on the Optimize and Results pages:
+    "Majority-class baseline: 58% [45–70%] (always 'pos', 29 of 50) on dev.", or None
+    (:func:`dev_baseline`)."""
+    line = dev_baseline(state)
+    return None if line is None else line[:1].upper() + line[1:] + " on dev."
 
 
 def _pct(x: float | None) -> str:
