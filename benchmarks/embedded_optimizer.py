@@ -144,7 +144,7 @@ def child_optimizer(model_name: str, n: int, ungrammared: int) -> dict:
 
     from gpo_core.models.base import ChatRequest
     from gpo_core.models.local_llama import LocalLlamaChatModel
-    from gpo_core.optimizer.proposer import optimizer_request
+    from gpo_core.optimizer.proposer import grammar_max_words, optimizer_request
     from gpo_core.settings import default_run_settings
 
     settings = default_run_settings("local")
@@ -159,7 +159,8 @@ def child_optimizer(model_name: str, n: int, ungrammared: int) -> dict:
     llama_cpp.llama_perf_context_reset(ctx)
     for mp in meta_prompts(n):
         # exactly as the engine sends it: the prompts shown are prompts already tried
-        c = model.complete(optimizer_request(settings, mp["meta"], mp["index"], mp["shown"]))
+        c = model.complete(optimizer_request(settings, mp["meta"], mp["index"], mp["shown"],
+                                             grammar_max_words(mp["shown"][0])))
         usable, new, why = judge(c.text, mp) if c.ok else (False, False, f"error: {c.error}")
         rows.append({"task": mp["task"], "seconds": round(c.latency_s, 2), "prompt_tokens": c.prompt_tokens,
                      "completion_tokens": c.completion_tokens, "usable": usable, "new": new, "why": why,

@@ -155,8 +155,50 @@ def test_only_an_embedded_optimizer_gets_the_reply_grammar(tmp_path, backend, gr
         assert all(r.messages == (("user", step.meta_prompt),) for r in sent) and step.optimizer_system is None
     assert all(r.grammar is None for r in models.task.calls)  # the task model is never constrained
     # embedded: every prompt tried so far is one the reply may not end on; remote: nothing avoided
-    tried = {" ".join(t.split()).lower() for t in [e.prompt for e in s.state.trajectory]}
+    tried = {" ".join(t.split()).lower().rstrip(".") for t in [e.prompt for e in s.state.trajectory]}
     assert all((set(r.avoid) == tried) is grammar and (r.avoid == ()) is not grammar for r in sent)
+
+
+def test_the_grammar_lets_a_long_prompt_grow():
+    # the bug (issue 14): a fixed 40-word cap held a 40-word current prompt at 40 words; the
+    # model glued words together at the cap ("nature,severity,orresolution") and copied it
+    from gpo_core.optimizer.proposer import grammar_max_words
+    from gpo_core.optimizer.templates import GRAMMAR_CEILING_WORDS, GRAMMAR_MAX_WORDS
+
+    forty = " ".join(["word"] * 40)
+    assert grammar_max_words("Classify the review.") == GRAMMAR_MAX_WORDS  # short prompts keep the measured 40
+    assert grammar_max_words(forty) == 50 and grammar_max_words(" ".join(["w"] * 35)) == 45
+    assert grammar_max_words(" ".join(["w"] * 1000)) == GRAMMAR_CEILING_WORDS
+    assert "{3,49}" in LAYOUTS["gpo"].reply_grammar(50) and "{3,39}" in LAYOUTS["gpo"].reply_grammar()
+
+
+def test_a_step_on_a_long_current_prompt_sends_the_longer_grammar(tmp_path):
+    from gpo_core.optimizer.proposer import grammar_max_words
+
+    models = fake_models()
+    settings = run_settings(steps=2, candidates=2, layout="gpo")
+    opt = settings.optimizer_model.replace(backend="local", model=QWEN_CODER_1_5B)
+    task = parity_task()
+    task.initial_instruction = " ".join(["Decide whether the number is even or odd."] * 6)  # 48 words
+    s = GPOSession.create(task, settings.replace(optimizer_model=opt), models, splits=parity_splits(),
+                          run_dir=tmp_path)
+    s.start()
+    s.propose()
+    want = grammar_max_words(task.initial_instruction)
+    assert want == 58 and all(r.grammar == LAYOUTS["gpo"].reply_grammar(want) for r in models.optimizer.calls)
+
+
+def test_a_prompt_to_avoid_is_avoided_with_or_without_its_full_stop():
+    # the bug (issue 14): told to avoid "... orresolution", the model wrote "... orresolution."
+    from gpo_core.models.base import avoid_key
+    from gpo_core.optimizer.proposer import optimizer_request
+
+    settings = run_settings(layout="gpo")
+    settings = settings.replace(optimizer_model=settings.optimizer_model.replace(backend="local",
+                                                                                 model=QWEN_CODER_1_5B))
+    req = optimizer_request(settings, "meta", 0, ["Label the ticket.", "Label  the Ticket", "Be brief!"])
+    assert req.avoid == ("be brief", "label the ticket")
+    assert avoid_key(" label the ticket. ") in req.avoid and avoid_key("Label the ticket") in req.avoid
 
 
 def test_the_prompts_to_avoid_are_part_of_the_cache_key():

@@ -26,8 +26,8 @@ class ChatRequest:
     optional GBNF grammar the reply must match; embedded llama.cpp models apply it, remote
     models never get one (the optimizer sets it only for embedded optimizer models); part of
     the cache key when set. avoid: with a grammar, instructions the reply must not be (each
-    as :func:`gpo_core.optimizer.policies.norm_text` writes it: whitespace collapsed, lower
-    case): an embedded model may not close its tags on one of them and writes on instead
+    as :func:`avoid_key` writes it: whitespace collapsed, lower case, no trailing full stop):
+    an embedded model may not close its tags on one of them and writes on instead
     (the optimizer passes the prompts already tried, so a small model that would copy the
     current prompt edits it); part of the cache key when set.
     """
@@ -43,6 +43,14 @@ class ChatRequest:
     def user(text: str, **kwargs) -> ChatRequest:
         """A single user-message request."""
         return ChatRequest(messages=(("user", text),), **kwargs)
+
+
+def avoid_key(text: str) -> str:
+    """``text`` as :attr:`ChatRequest.avoid` compares instructions: whitespace collapsed, lower
+    case, trailing full stops, "!" and "?" and spaces dropped ("Label the ticket." and "label
+    the ticket" are the same prompt to avoid: a model told to avoid the first wrote the
+    second, issue 14)."""
+    return " ".join(text.split()).lower().rstrip(" .!?")
 
 
 @dataclass

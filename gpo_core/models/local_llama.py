@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gpo_core.errors import ModelError
-from gpo_core.models.base import ChatRequest, Completion
+from gpo_core.models.base import ChatRequest, Completion, avoid_key
 from gpo_core.settings import EMBEDDED_MODELS, LOCAL_DEFAULT_MODEL
 
 __all__ = ["DEFAULT_GGUF_NAME", "LOCAL_MODEL_NAME", "LocalLlamaChatModel", "choose_threads", "default_gguf_path",
@@ -159,8 +159,8 @@ _OPEN_TAG_RE = re.compile(r'^root ::= "((?:[^"\\]|\\.)*)"')
 def _avoid_processor(llm: Any, sh: _Shared, request: ChatRequest) -> Any:
     """A llama-cpp logits processor for ``request.avoid`` (None when the request has no
     grammar, nothing to avoid, or a grammar whose root does not open with a tag literal): at
-    each token, when the text after the last open tag, whitespace collapsed and lower-cased
-    (:func:`gpo_core.optimizer.policies.norm_text`), is one of ``request.avoid``, the tokens
+    each token, when the text after the last open tag, as :func:`gpo_core.models.base.avoid_key`
+    writes it, is one of ``request.avoid``, the tokens
     that could start the close tag (any token holding "<", which the reply grammar admits only
     there) lose :data:`AVOID_PENALTY` nats, so the model writes on instead of repeating a
     prompt already tried. Library: ``llama_cpp.LogitsProcessorList``."""
@@ -175,12 +175,12 @@ def _avoid_processor(llm: Any, sh: _Shared, request: ChatRequest) -> Any:
     open_tag = m.group(1).replace('\\"', '"').replace("\\\\", "\\")
     if sh.closing_ids is None:
         sh.closing_ids = np.array([i for i in range(llm.n_vocab()) if b"<" in llm.detokenize([i])], dtype=np.int64)
-    avoid, closing = frozenset(request.avoid), sh.closing_ids
+    avoid, closing = frozenset(avoid_key(a) for a in request.avoid), sh.closing_ids
 
     def penalize_repeats(input_ids: Any, scores: Any) -> Any:
         tail = llm.detokenize(list(input_ids[-256:])).decode("utf-8", errors="ignore")
         at = tail.rfind(open_tag)
-        if at >= 0 and " ".join(tail[at + len(open_tag):].split()).lower() in avoid:
+        if at >= 0 and avoid_key(tail[at + len(open_tag):]) in avoid:
             scores[closing] -= AVOID_PENALTY
         return scores
 

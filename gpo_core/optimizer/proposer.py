@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from gpo_core.errors import EndpointDownError
-from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage, summarize_warnings
+from gpo_core.models.base import ChatModel, ChatRequest, Completion, TokenUsage, avoid_key, summarize_warnings
 from gpo_core.models.embeddings import Embedder
 from gpo_core.optimizer import templates as T
 from gpo_core.optimizer.ceiling import CallMeter, MeteredChatModel, step_call_ceiling
@@ -199,21 +199,32 @@ def embedded_optimizer_system(settings: RunSettings) -> str | None:
     return T.EMBEDDED_OPTIMIZER_SYSTEM if settings.optimizer_model.backend == "local" else None
 
 
-def optimizer_request(settings: RunSettings, meta: str, sample_index: int, tried: Iterable[str] = ()) -> ChatRequest:
+def grammar_max_words(current: str) -> int:
+    """The most words an embedded optimizer's reply grammar admits when the prompt in use is
+    ``current``: :data:`~gpo_core.optimizer.templates.GRAMMAR_MAX_WORDS` (40), or the current
+    prompt's words plus ``GRAMMAR_GROWTH_WORDS`` (10, the schedule's final edit budget) when
+    that is more, at most ``GRAMMAR_CEILING_WORDS``. Ours (issue 14): a fixed 40 held a 40-word
+    prompt at 40 words; short prompts keep the 40 the usable-reply share was measured with."""
+    return max(T.GRAMMAR_MAX_WORDS, min(T.GRAMMAR_CEILING_WORDS, len(current.split()) + T.GRAMMAR_GROWTH_WORDS))
+
+
+def optimizer_request(settings: RunSettings, meta: str, sample_index: int, tried: Iterable[str] = (),
+                      max_words: int | None = None) -> ChatRequest:
     """The optimizer call for meta-prompt ``meta``, sample ``sample_index``. Remote models get
     the meta-prompt alone. Embedded ones (issue 14) also get :func:`embedded_optimizer_system`
     and reply under the layout's grammar (:meth:`~gpo_core.optimizer.templates.Layout.reply_grammar`:
     exactly one tagged, single-paragraph instruction) and may not end their instruction on
     one of the prompts ``tried`` (``ChatRequest.avoid``): measured on Qwen2.5-Coder-1.5B, from
-    step 2 on every reply copied the current prompt and the steps scored nothing new."""
+    step 2 on every reply copied the current prompt and the steps scored nothing new.
+    max_words: the grammar's word limit (:func:`grammar_max_words`; None: the default 40)."""
     om = settings.optimizer_model
     system = embedded_optimizer_system(settings)
     if system is None:
         return ChatRequest.user(meta, temperature=om.temperature, max_tokens=om.max_tokens, sample_index=sample_index)
     return ChatRequest(messages=(("system", system), ("user", meta)), temperature=om.temperature,
                        max_tokens=om.max_tokens, sample_index=sample_index,
-                       grammar=T.LAYOUTS[settings.optimizer.layout].reply_grammar(),
-                       avoid=tuple(sorted({norm_text(t) for t in tried})))
+                       grammar=T.LAYOUTS[settings.optimizer.layout].reply_grammar(max_words),
+                       avoid=tuple(sorted({avoid_key(t) for t in tried})))
 
 
 def _ex_dicts(examples: list[Example]) -> list[dict]:
@@ -245,9 +256,9 @@ class Proposer:
         """Every prompt of the trajectory and every candidate of earlier steps (any status)."""
         return [e.prompt for e in self.state.trajectory] + [c.text for s in self.state.steps for c in s.candidates]
 
-    def _sample(self, meta: str, first_index: int, n: int) -> list[Completion]:
+    def _sample(self, meta: str, first_index: int, n: int, max_words: int | None = None) -> list[Completion]:
         tried = self._tried()
-        reqs = [optimizer_request(self.state.settings, meta, first_index + i, tried) for i in range(n)]
+        reqs = [optimizer_request(self.state.settings, meta, first_index + i, tried, max_words) for i in range(n)]
         workers = max(1, min(n, self.scorer.concurrency, self.optimizer.max_concurrency))
         if workers == 1:
             return [self.optimizer.complete(r) for r in reqs]
@@ -333,7 +344,8 @@ class Proposer:
         shown += [text for f in failures for text in (f.input, f.target)]
         if on_progress:
             on_progress("optimizer", 0, c.candidates)
-        completions = self._sample(meta, (attempt - 1) * c.candidates, c.candidates)
+        completions = self._sample(meta, (attempt - 1) * c.candidates, c.candidates,
+                                   grammar_max_words(current))
         if on_progress:
             on_progress("optimizer", c.candidates, c.candidates)
         if all(comp.error for comp in completions):

@@ -61,17 +61,20 @@ class Layout:
     exemplars_first: bool
     label: str
 
-    def reply_grammar(self) -> str:
+    def reply_grammar(self, max_words: int | None = None) -> str:
         """A GBNF grammar (llama.cpp's grammar format, ``llama_cpp.LlamaGrammar``) that
         admits exactly one reply shape: this layout's open tag, one single-paragraph
-        instruction of :data:`GRAMMAR_MIN_WORDS` to :data:`GRAMMAR_MAX_WORDS` words (single
+        instruction of :data:`GRAMMAR_MIN_WORDS` to ``max_words`` words (default
+        :data:`GRAMMAR_MAX_WORDS`; the optimizer passes
+        :func:`gpo_core.optimizer.proposer.grammar_max_words`) (single
         spaces; no tag bracket or line break; the first word starts with a letter; a colon
         only at the end of a lower-case word, as in "in the format: YYYY-MM-DD", so no
         field label such as "Review:", "Input:" or "Output:" can start an echo of the
         exemplars), and the close tag. Used for embedded optimizer models only (remote models get the
         meta-prompt unconstrained)."""
         return REPLY_GRAMMAR.format(open=_gbnf_literal(self.open_tag), close=_gbnf_literal(self.close_tag),
-                                    more_min=GRAMMAR_MIN_WORDS - 1, more_max=GRAMMAR_MAX_WORDS - 1)
+                                    more_min=GRAMMAR_MIN_WORDS - 1,
+                                    more_max=max(GRAMMAR_MIN_WORDS, max_words or GRAMMAR_MAX_WORDS) - 1)
 
 
 #: The system message embedded optimizer models get before the meta-prompt (ours; remote
@@ -83,9 +86,14 @@ EMBEDDED_OPTIMIZER_SYSTEM = ("You write instructions for a language model that s
                              "exactly how to write its answer. Do not quote the examples, the answers or this "
                              "message, and do not repeat an earlier prompt.")
 
-#: Bounds (words) of the instruction a reply grammar admits.
+#: Bounds (words) of the instruction a reply grammar admits: at least GRAMMAR_MIN_WORDS, at most
+#: GRAMMAR_MAX_WORDS or the current prompt's length plus GRAMMAR_GROWTH_WORDS when that is more
+#: (a fixed cap of 40 kept a 40-word prompt from growing: the model glued words together at the
+#: cap and copied the prompt, issue 14), never more than GRAMMAR_CEILING_WORDS.
 GRAMMAR_MIN_WORDS = 4
 GRAMMAR_MAX_WORDS = 40
+GRAMMAR_GROWTH_WORDS = 10
+GRAMMAR_CEILING_WORDS = 400
 #: The reply grammar of :meth:`Layout.reply_grammar` (GBNF; ``{open}``/``{close}`` are the
 #: layout's tags as GBNF string literals). Words are at most 40 characters.
 REPLY_GRAMMAR = """root ::= {open} " "? instruction " "? {close}
