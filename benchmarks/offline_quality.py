@@ -47,7 +47,7 @@ from gpo_core.settings import DEFAULT_MODEL_PRESET, MODEL_PRESETS, PRESETS  # no
 QUICK_OPT, QUICK_SPLITS = PRESETS["quick"]
 APP_TEST_SIZE = QUICK_SPLITS.test_size or 12
 
-SAMPLE_TASKS = ("review_sentiment", "date_normalization", "ticket_triage")
+SAMPLE_TASKS = ("review_sentiment", "date_normalization", "ticket_triage", "contact_extraction")
 BBH_TASKS = ("navigate", "object_counting", "date_understanding", "sports_understanding",
              "boolean_expressions", "word_sorting")
 BBH_DIR = Path("..") / "shared" / "data" / "bbh"
@@ -201,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "gpo_offline_quality"),
                     help="run folders and the response cache (kept; finished runs are reused)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "offline_quality"))
-    ap.add_argument("--feedback", type=int, default=0, metavar="N",
-                    help="ablation (ours, off in the paper setting): failure feedback, N wrong dev examples of the "
-                         "current prompt with the task model's answers in each meta-prompt")
+    ap.add_argument("--feedback", type=int, default=QUICK_OPT.failure_feedback, metavar="N",
+                    help="failure feedback (ours, off in the paper setting; the app's quick preset uses "
+                         f"{QUICK_OPT.failure_feedback}): N wrong dev examples of the current prompt with the task "
+                         "model's answers in each meta-prompt; 0 for the paper setting")
     a = ap.parse_args(argv)
     work, out = Path(a.work), Path(a.out)
     work.mkdir(parents=True, exist_ok=True)

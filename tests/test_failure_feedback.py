@@ -146,3 +146,26 @@ def test_the_optimize_page_sets_it_and_the_step_view_shows_the_examples_shown(tm
     assert any(f"Failure feedback: {len(step.failures)} wrong dev example" in t for t in texts(meta.caption))
     table = next(d.value for d in meta.dataframe if "target" in d.value.columns)
     assert list(table["input"]) == [f["input"] for f in step.failures]
+
+
+def test_the_app_default_shows_three_failures_and_the_cli_paper_setting_none(tmp_path):
+    # the app's "quick" preset turns failure feedback on (issue 14: it helped offline and never
+    # hurt); the command line's default is the paper setting, which has none
+    from app_support import app_for, arithmetic_studio, no_exception, wait_idle
+
+    from gpo_core.runs.flags import settings_from_flags
+
+    studio = arithmetic_studio(tmp_path)
+    at = app_for(studio, "pages/optimize.py")
+    no_exception(at)
+    assert at.number_input(key="cfg_failure_feedback").value == 3
+    studio.draft.update_optimizer(steps=2, candidates=2)
+    studio.runs.create()
+    studio.actions.start()
+    studio.actions.run_auto(1)
+    wait_idle(studio)
+    state = studio.runs.session.state
+    wrong = [r for r in studio.runs.records("initial", "dev") if not r["correct"]]
+    assert wrong, "the demo task model must miss some dev examples for this test to say anything"
+    assert len(state.steps[0].failures) == min(3, len(wrong))
+    assert settings_from_flags({}).optimizer.failure_feedback == 0
