@@ -151,9 +151,9 @@ def test_the_optimize_page_sets_it_and_the_step_view_shows_the_examples_shown(tm
 def test_the_app_default_shows_three_failures_and_the_cli_paper_setting_none(tmp_path):
     # the app's "quick" preset turns failure feedback on (issue 14: it helped offline and never
     # hurt); the command line's default is the paper setting, which has none
-    from app_support import app_for, arithmetic_studio, no_exception, wait_idle
-
     from gpo_core.runs.flags import settings_from_flags
+
+    from app_support import app_for, arithmetic_studio, no_exception, wait_idle
 
     studio = arithmetic_studio(tmp_path)
     at = app_for(studio, "pages/optimize.py")
