@@ -6,6 +6,7 @@ from gpo_core.errors import GPOError
 from gpo_core.studio.metric_setup import USER_CODE_CHOICE, MetricSetup
 from gpo_core.studio.studio import Studio
 from gpo_core.studio.views import markup, setup_view
+from gpo_core.tasks.folders import FIRST_SAMPLE_TASK
 from gpo_core.tasks.task import ANSWER_TYPES, INSTRUCTION_POSITIONS
 
 if "studio" not in st.session_state:
@@ -28,7 +29,10 @@ if source == "Sample task":
     samples = tasks.sample_tasks()
     names = [n for n, _, _ in samples]
     descriptions = {n: d for n, _, d in samples}
-    name = st.selectbox("Sample task", names, key="sample_name")
+    first = names.index(FIRST_SAMPLE_TASK) if FIRST_SAMPLE_TASK in names else 0
+    name = st.selectbox("Sample task", names, index=first, key="sample_name",
+                        help=f"{FIRST_SAMPLE_TASK} is offered first: offline, GPO finds the date format its "
+                             "starting instruction does not name.")
     if name:
         st.caption(md(descriptions.get(name, "")))
     if st.button("Load sample task", type="primary", disabled=not names):

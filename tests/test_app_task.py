@@ -173,3 +173,19 @@ def test_streamlit_lets_a_too_large_file_reach_the_app_which_refuses_it():
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 1024 * 1024 >= 5 * DEFAULT_MAX_BYTES
+
+
+def test_the_task_page_offers_a_task_gpo_measurably_improves_first(tmp_path):
+    # a new user's first click loads date_normalization (offline GPO 0/12 -> 12/12), not the
+    # alphabetically first sample
+    from gpo_core.tasks.folders import FIRST_SAMPLE_TASK
+
+    from app_support import app_for, make_studio, no_exception
+
+    studio = make_studio(tmp_path)
+    at = app_for(studio, "pages/task.py")
+    no_exception(at)
+    assert at.selectbox(key="sample_name").value == FIRST_SAMPLE_TASK == "date_normalization"
+    next(b for b in at.button if b.label == "Load sample task").click().run()
+    no_exception(at)
+    assert studio.tasks.task is not None and studio.tasks.task.name == "date_normalization"
