@@ -169,3 +169,24 @@ def test_the_app_default_shows_three_failures_and_the_cli_paper_setting_none(tmp
     assert wrong, "the demo task model must miss some dev examples for this test to say anything"
     assert len(state.steps[0].failures) == min(3, len(wrong))
     assert settings_from_flags({}).optimizer.failure_feedback == 0
+
+
+@pytest.mark.parametrize("reply", [
+    "<INS>The current prompt gets the following examples wrong. Analyze the differences between them.</INS>",
+    "<INS>Decide the parity. Wrong answer: yes</INS>",
+    "<INS>Decide the parity. Why it is wrong: it is odd</INS>",
+])
+def test_a_candidate_copying_the_failure_feedback_is_refused(tmp_path, reply):
+    # the failure block's header and labels are the meta-prompt's wording, not an instruction
+    opt = ScriptedChatModel(lambda req: reply if "Wrong answer:" in req.messages[-1][1]
+                            else f"<INS>Answer with yes or no, variant {req.sample_index}.</INS>",
+                            name="fake-optimizer", max_concurrency=8)
+    models = ScriptedModels(ScriptedChatModel(task_answer, name="fake-task", max_concurrency=8), opt, HashingEmbedder())
+    s = GPOSession.create(parity_task(), run_settings(**(CFG | dict(failure_feedback=2))), models,
+                          splits=parity_splits(), run_dir=tmp_path)
+    s.start()
+    s.propose()
+    s.decide_auto()
+    step = s.propose()
+    assert step.failures and not step.candidates
+    assert all(c.extraction == "refused" for c in step.optimizer_calls), [c.reason for c in step.optimizer_calls]

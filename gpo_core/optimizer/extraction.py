@@ -141,7 +141,7 @@ _LEADING_LABEL = re.compile(r"^\s*(?:\*\*)?\s*(?:new|improved|updated|revised|be
 # a line or of a sentence; the others anywhere after a space ("... Output: (B)").
 _FIELD_LABEL = re.compile(r"(?:(?:^|\n|[.!?]\s+)[*#>_`\s]*(Prompt|Instruction|text)"
                           r"|(?:^|\s)[*#>_`]*(Q|A|Input|Output|Score|Correct answer|Ground truth answer|"
-                          r"Current instruction|Current prompt))\s*[:：]", re.IGNORECASE)
+                          r"Wrong answer|Why it is wrong|Current instruction|Current prompt))\s*[:：]", re.IGNORECASE)
 _BROKEN_TAG = re.compile(r"</?\s*(?:INS|START|END|Prompt)\b|</|\[/?INS", re.IGNORECASE)
 #: Words in a row a candidate may share with an exemplar or the meta-prompt's fixed wording.
 MAX_SHARED_WORDS = 7
@@ -157,7 +157,8 @@ def echo_refusal(candidate: str, *, scaffolding: Sequence[str] = (), exemplars: 
 
     Refused: a field label of a meta-prompt or task prompt at the start of the text, of a
     line or of a sentence ("Q:", "A:",
-    "Input:", "Output:", "Score:", "Prompt:", "Correct answer:", "Current instruction:");
+    "Input:", "Output:", "Score:", "Prompt:", "Correct answer:", "Current instruction:", and the
+    failure feedback's "Wrong answer:", "Ground truth answer:", "Why it is wrong:");
     a leftover or broken answer tag ("</INS.", "<START"); more than
     :data:`MAX_SHARED_WORDS` words in a row copied from ``scaffolding`` (the layout's fixed
     sentences) or from ``exemplars`` (the exemplars' inputs and outputs shown to the

@@ -340,6 +340,7 @@ class Proposer:
                                  rejected=self._rejected_for_meta(), layout=c.layout, failures=failures)
         system = embedded_optimizer_system(st.settings)
         scaffolding = layout_sentences(c.layout, st.task.instruction_position) + ([system] if system else [])
+        scaffolding += [T.FAILURES_HEADER] if failures else []
         shown = [text for e in exemplars for text in (e.input, e.target)]
         shown += [text for f in failures for text in (f.input, f.target)]
         if on_progress:
