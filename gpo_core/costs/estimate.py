@@ -403,7 +403,8 @@ def estimate_run(settings: RunSettings | None = None, task: Task | None = None, 
         jm = settings.judge()
         jc = counter_for(jm)
         j_meas = _measure(history, "judge", jm)
-        j_comp, j_basis, j_known = _completion(j_meas, jm.max_tokens, "judge", "Judge model · Max tokens on the Models page")
+        j_comp, j_basis, j_known = _completion(j_meas, jm.max_tokens, "judge",
+                                               "Judge model · Max tokens on the Models page")
         mopts = opt.metric_options
         rubric, scale = str(mopts.get("rubric") or DEFAULT_RUBRIC), str(mopts.get("scale") or "1-10")
         sample = [*splits.dev, *splits.test][:20]
