@@ -274,7 +274,7 @@ def child_memory() -> dict:
 
 def step_time(preset: str, task: str = "review_sentiment") -> dict:
     """One GPO step of the app's default sizes (``PRESETS["quick"]``: candidates, dev and test
-    examples) via the CLI; seconds of the step (its optimizer calls, its candidates on dev and the
+    examples, failure feedback) via the CLI; seconds of the step (its optimizer calls, its candidates on dev and the
     chosen prompt on test) from run.json."""
     from gpo_core.settings import PRESETS
 
@@ -283,7 +283,7 @@ def step_time(preset: str, task: str = "review_sentiment") -> dict:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "gpo_core", "run", "--task", str(REPO / "sample_tasks" / task), "--steps", "1",
                "--candidates", str(opt.candidates), "--dev-size", str(splits.dev_size), "--test-size",
-               str(splits.test_size), "--backend", "local",
+               str(splits.test_size), "--failure-feedback", str(opt.failure_feedback), "--backend", "local",
                "--model-preset", preset, "--no-cache", "--out", str(out), "--quiet"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)

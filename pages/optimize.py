@@ -309,7 +309,9 @@ with settings_box:
                                    value=int(cfg.failure_feedback), key="cfg_failure_feedback",
                                    help="Ours, after the reference code's feedback variant: show the optimizer model "
                                         "up to this many dev examples the current prompt gets wrong, with the task "
-                                        "model's answers and the metric's reasons. 0 = off, the paper's setting.")
+                                        "model's answers and the metric's reasons. 0 = off, the paper's setting; the "
+                                        "embedded models' quick preset uses 3 (offline it helped and never hurt: "
+                                        "benchmarks/results/offline_quality.md).")
         c1, c2, c3 = st.columns(3)
         policies = list(POLICIES)
         policy = c1.selectbox("Decision policy", policies, index=policies.index(cfg.policy), key="cfg_policy",
