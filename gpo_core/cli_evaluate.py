@@ -123,6 +123,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     out = save_matrix(result, Path(a.out) if a.out else None)
     for c in result.cells:
         print(f"{c.prompt} | {c.model} | {c.split}: {c.text()}", flush=True)
+    for split, line in result.baselines.items():
+        print(f"{split}: {line}", flush=True)
     for n in result.notes:
         print(f"note: {n}", flush=True)
     if not a.no_png:

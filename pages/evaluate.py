@@ -128,6 +128,8 @@ else:
                       f"{result.created_at}, {result.seconds:.1f} s."))
         for note in result.notes:
             st.warning(md(note))
+        for split, line in result.baselines.items():  # label tasks (issue 12)
+            st.caption(md(f"{split}: {line}"))
         st.plotly_chart(matrix_figure(result), key="mx_chart")
         st.dataframe(pd.DataFrame([{"prompt": c.prompt, "model": c.model, "split": c.split, "accuracy": c.text(),
                                     "answered": f"{c.answered}/{c.n}", "failed calls": c.errors,

@@ -73,3 +73,23 @@ def test_page_refuses_a_request_without_prompts_aloud(demo_env: Path, tmp_path: 
     at.text_area(key="mx_specs").set_value("openai:sk-123")
     at.button(key="mx_score").click().run()
     assert any("never holds an API key" in e.value for e in at.error)
+
+
+def test_page_shows_each_splits_majority_baseline_for_a_label_task(demo_env: Path, tmp_path: Path):
+    from tests.app_support import make_studio, texts
+
+    studio = make_studio(tmp_path)
+    # exact_match labels: the sums 2..10 (a label task of 9 classes)
+    rows = ["question,answer"] + [f"What is {a} + {b}?,{a + b}" for a in range(1, 7) for b in range(1, 5)]
+    studio.tasks.preview_upload(("\n".join(rows) + "\n").encode(), "labels.csv")
+    studio.tasks.load_upload("question", "answer", answer_type="exact_match")
+    studio.tasks.update_splits(dev_size=8, test_size=6, seed=0)
+    at = app_for(studio, PAGE)
+    at.multiselect(key="mx_models").set_value(["demo:scripted-task"])
+    at.text_area(key="mx_typed").set_value("Add the numbers.")
+    at.button(key="mx_score").click().run()
+    _settle(at)
+    no_exception(at)
+    captions = texts(at.caption)
+    for split in ("dev", "test"):
+        assert any(t.startswith(f"{split}: majority-class baseline: ") for t in captions), captions

@@ -119,6 +119,21 @@ def test_saved_matrix_reloads_and_its_csv_holds_every_cell(tmp_path: Path):
     assert list_matrices(tmp_path) == [folder]
 
 
+def test_a_label_task_matrix_carries_each_splits_majority_baseline(tmp_path: Path):
+    # issue 12: "always answers positive" must be visible beside every accuracy, the matrix's too
+    labels = [Example(f"Review {i}", "pos" if i % 3 else "neg") for i in range(12)]  # 8 pos, 4 neg
+    model = ScriptedChatModel(lambda r: "pos", name="always-pos")
+    m = score_matrix(PROMPTS, [(_spec("always-pos"), model)], {"dev": labels[:6], "test": labels},
+                     task="reviews", source="test", answer_type="exact_match", position="Q_end")
+    assert m.cell("plain", "always-pos", "test").accuracy == pytest.approx(8 / 12)
+    assert m.baselines["test"].startswith("majority-class baseline: 67% [") and "(always 'pos', 8 of 12)" in \
+        m.baselines["test"]
+    assert "(always 'pos', 4 of 6)" in m.baselines["dev"]
+    assert load_matrix(save_matrix(m, tmp_path / "m")).baselines == m.baselines
+    # a number task has no classes: no baseline
+    assert _score([(_spec("always"), always_model())]).baselines == {}
+
+
 def test_a_damaged_matrix_file_is_named(tmp_path: Path):
     (tmp_path / "matrix.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ConfigError, match="matrix.json"):

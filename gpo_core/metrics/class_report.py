@@ -136,6 +136,21 @@ def majority_baseline(targets: Iterable[str], answer_type: str) -> tuple[str, in
     return next(label for label in sorted(counts, key=_order) if counts[label] == top), top, sum(counts.values())
 
 
+def baselines_by_split(targets_by_split: Mapping[str, Sequence[str]], answer_type: str,
+                       metric: str = "") -> dict[str, str]:
+    """Split name -> its :func:`baseline_text` line, for each split whose targets make a label
+    task (:func:`is_label_task` with ``metric``, "" = the answer type's rule); {} for other
+    tasks. For the prompt x model matrix, where each split's accuracies get the baseline."""
+    out: dict[str, str] = {}
+    for split, targets in targets_by_split.items():
+        texts = [str(t) for t in targets]
+        if texts and is_label_task(answer_type, texts, metric):
+            found = majority_baseline(texts, answer_type)
+            if found is not None:
+                out[split] = baseline_text(*found)
+    return out
+
+
 def _order(label: str) -> tuple[int, float, str]:
     """Sort key: numeric labels by value ("2" before "10"), then the others alphabetically."""
     try:

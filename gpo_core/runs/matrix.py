@@ -37,6 +37,7 @@ from typing import Any
 
 from gpo_core.errors import ConfigError
 from gpo_core.metrics import Metric
+from gpo_core.metrics.class_report import baselines_by_split
 from gpo_core.models.base import ChatModel
 from gpo_core.runs.storage import atomic_write_text, read_text, storage_error
 from gpo_core.scoring.evaluation import evaluate_many
@@ -117,7 +118,9 @@ class MatrixResult:
     matrix_id / created_at: its folder name and UTC time. task: the task's name; source: its
     file, folder or the run it came from. answer_type / position / metric / protocol: how
     every prompt was rendered and scored. split_sizes: examples per split. notes: what the
-    scoring did that a reader must know (failed calls, a split left out)."""
+    scoring did that a reader must know (failed calls, a split left out). baselines: split ->
+    its majority-class baseline line for label tasks (issue 12; {} otherwise; matrices saved
+    before it have none)."""
 
     matrix_id: str
     created_at: str
@@ -133,6 +136,7 @@ class MatrixResult:
     cells: list[MatrixCell] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    baselines: dict[str, str] = field(default_factory=dict)
 
     @property
     def splits(self) -> list[str]:
@@ -151,7 +155,7 @@ class MatrixResult:
                 "prompts": [asdict(p) for p in self.prompts],
                 "models": [{"label": m.label, "settings": m.settings.to_dict()} for m in self.models],
                 "split_sizes": dict(self.split_sizes), "cells": [asdict(c) for c in self.cells],
-                "notes": list(self.notes), "seconds": self.seconds}
+                "notes": list(self.notes), "seconds": self.seconds, "baselines": dict(self.baselines)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = MATRIX_FILE) -> MatrixResult:
@@ -165,7 +169,8 @@ class MatrixResult:
                        models=[MatrixModel(str(m["label"]), ModelSettings(**m["settings"])) for m in d["models"]],
                        split_sizes={str(k): int(v) for k, v in d["split_sizes"].items()},
                        cells=[MatrixCell(**c) for c in d["cells"]], notes=[str(n) for n in d.get("notes", [])],
-                       seconds=float(d.get("seconds", 0.0)))
+                       seconds=float(d.get("seconds", 0.0)),
+                       baselines={str(k): str(v) for k, v in (d.get("baselines") or {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ConfigError(where, f"not a saved matrix ({type(e).__name__}: {e})") from None
 
@@ -304,7 +309,8 @@ def score_matrix(prompts: Sequence[PromptItem], models: Sequence[tuple[MatrixMod
     prompts: len P >= 1. models: (MatrixModel, its ChatModel, e.g. from
     :meth:`gpo_core.models.provider.ModelProvider.chat_model` behind the response cache), len
     M >= 1. splits: split name -> examples; an empty split is left out with a note. Returns a
-    :class:`MatrixResult` of P x M x S cells. Raises ConfigError (no prompt, no model, no
+    :class:`MatrixResult` of P x M x S cells (with each split's majority-class baseline for a
+    label task). Raises ConfigError (no prompt, no model, no
     examples, a bad answer type / target) before any call,
     :class:`~gpo_core.scoring.evaluation.EvaluationCancelled` on ``should_stop``."""
     if not prompts:
@@ -349,9 +355,11 @@ def score_matrix(prompts: Sequence[PromptItem], models: Sequence[tuple[MatrixMod
     failed = sum(c.errors for c in cells)
     if failed:
         notes.append(f"{failed} calls failed after one retry; they are left out of the accuracy of their cells")
+    baselines = baselines_by_split({k: [e.target for e in v] for k, v in used.items()}, answer_type,
+                                   metric.name if metric is not None else "")
     return MatrixResult(matrix_id or new_matrix_id(), _now(), task, source, answer_type, position, metric_name,
                         protocol, list(prompts), [m for m, _ in models], {k: len(v) for k, v in used.items()},
-                        cells, notes, round(time.perf_counter() - t0, 3))
+                        cells, notes, round(time.perf_counter() - t0, 3), baselines)
 
 
 # ----------------------------------------------------------------------------- storage
