@@ -123,7 +123,8 @@ def _pct(d: dict | None) -> str:
     if not d or d.get("accuracy") is None:
         return "–"
     lo, hi = d["ci95"]
-    return f"{100 * d['accuracy']:.0f}% [{100 * lo:.0f}–{100 * hi:.0f}] ({d['correct']}/{d['answered']})"
+    correct = f"{d['correct']:.1f}".removesuffix(".0")  # a sum of scores: partial credit (JSON keys) is fractional
+    return f"{100 * d['accuracy']:.0f}% [{100 * lo:.0f}–{100 * hi:.0f}] ({correct}/{d['answered']})"
 
 
 def markdown(rows: list[dict], a: argparse.Namespace, meta: dict) -> str:

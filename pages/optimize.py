@@ -240,6 +240,8 @@ def job_area(with_stop: bool = False) -> None:
         # idle, with the outcome, instead of leaving a page that waits for nothing
         actions.outcome = outcome
         st.rerun()
+    if outcome is None and not busy:
+        outcome = actions.last_job_outcome()  # still true until the next action, after a reload too
     if outcome is not None:
         getattr(st, outcome.kind)(md(outcome.text))
     job = actions.job()

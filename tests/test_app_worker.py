@@ -152,6 +152,29 @@ def test_a_reloaded_tab_attaches_to_the_job_still_running_on_its_run(tmp_path):
     assert "Ran 3 steps automatically." in texts(at.success)
 
 
+def test_a_reload_after_the_job_ended_and_was_shown_still_shows_its_outcome(tmp_path):
+    """CI caught this race in the browser: the job ended while the user was on another page
+    (its outcome shown there once), then a reload drew Optimize with the run done but no
+    word of what the job did. The outcome stays where the job ran until the next action."""
+    first = _slow_studio(tmp_path)
+    first.actions.submit_run_auto(3)
+    wait_idle(first)
+    assert [f.text for f in first.pop_flashes()] == ["Ran 3 steps automatically."]  # shown on another page
+    again = Studio(runs_root=first.runs.root, models_override=first.models.override, owner=first.runs.owner)
+    again.runs.open(open_run_id(first))
+    at = app_for(again, "pages/optimize.py")
+    no_exception(at)
+    assert "Ran 3 steps automatically." in texts(at.success)
+    at.run()  # and on the next page run too, until the user acts
+    assert "Ran 3 steps automatically." in texts(at.success)
+    at.button(key="undo").click().run()
+    no_exception(at)
+    assert "Ran 3 steps automatically." not in texts(at.success)
+    assert any(t.startswith("Undid step 3") for t in texts(at.info)), texts(at.info)
+    at.run()
+    assert "Ran 3 steps automatically." not in texts(at.success)
+
+
 def test_another_browser_cannot_silently_take_a_run_that_is_working(tmp_path):
     first = _slow_studio(tmp_path)
     first.actions.submit_run_auto(3)

@@ -76,8 +76,16 @@ class RunActions:
         return job.request_stop() if job is not None else False
 
     def say(self, kind: str, text: str) -> None:
-        """Show ``text`` once where the job is shown (e.g. why an action was refused)."""
+        """Show ``text`` once where the job is shown (e.g. why an action was refused); the
+        last job's kept outcome (:meth:`last_job_outcome`) gives way to it."""
         self.outcome = Flash(kind, text)
+        self.runs.registry.keep_outcome(self.runs.run_id, None)
+
+    def last_job_outcome(self) -> Flash | None:
+        """The outcome of the open run's last finished job, shown where the job ran until the
+        next action on the run, even after a reload (the tab's session state is new then;
+        the process-wide registry keeps it), or None."""
+        return self.runs.registry.kept_outcome(self.runs.run_id)
 
     def forget_outcome(self) -> None:
         self.outcome = None
@@ -112,6 +120,7 @@ class RunActions:
         else:
             flash = None
         self.outcome = flash
+        self.runs.registry.keep_outcome(self.runs.run_id, flash)
         return flash
 
     def pop_outcome(self) -> Flash | None:

@@ -180,10 +180,13 @@ class Job:
 
 class JobRegistry:
     """The jobs of this process, one slot per run id: the running job, or the last finished
-    one until a page collects its outcome (:meth:`collect`). Thread-safe."""
+    one until a page collects its outcome (:meth:`collect`). Beside it, per run, the last
+    outcome a page made of a collected job (:meth:`keep_outcome`), so that a reloaded tab,
+    whose session state is new, still shows what the last job did. Thread-safe."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        self._outcomes: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def submit(self, run_id: str, kind: str, label: str, work: Callable[[Job], T], *,
@@ -198,6 +201,7 @@ class JobRegistry:
                                    "wait for it or press Stop")
             job = Job(run_id, kind, label, session, stoppable=stoppable)
             self._jobs[run_id] = job
+            self._outcomes.pop(run_id, None)  # a new job: the last one's outcome is history
         job.thread = threading.Thread(target=job._run, args=(work, describe), name=f"gpo-job-{run_id}-{kind}",
                                       daemon=True)
         job.thread.start()
@@ -226,6 +230,24 @@ class JobRegistry:
                 return None
             del self._jobs[run_id]
             return job
+
+    def keep_outcome(self, run_id: str | None, outcome: Any) -> None:
+        """Keep ``outcome`` (what a page showed for the run's last collected job; None
+        forgets it) until the run's next job is submitted."""
+        if run_id is None:
+            return
+        with self._lock:
+            if outcome is None:
+                self._outcomes.pop(run_id, None)
+            else:
+                self._outcomes[run_id] = outcome
+
+    def kept_outcome(self, run_id: str | None) -> Any:
+        """The outcome kept by :meth:`keep_outcome` for the run, or None."""
+        if run_id is None:
+            return None
+        with self._lock:
+            return self._outcomes.get(run_id)
 
     def session_for(self, run_id: str) -> Any:
         """The engine session the run's job works on (running or uncollected), or None."""
