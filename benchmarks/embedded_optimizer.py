@@ -346,6 +346,11 @@ def report(results: dict) -> list[str]:
 OPTIMIZER_VARIANTS = {
     "optimizer": ("as the engine sends it to embedded models: system message + reply grammar, the prompts shown "
                   "are prompts already tried (the reply may not end on one)"),
+    "optimizer_variant_no_copy": ("rejected variant: the same, plus n-gram blocking while the model writes (it may not "
+                                  "write 8 words in a row of one exemplar or of the meta-prompt's wording): this check "
+                                  "then counts 100%, but by eye 4 of 8 navigation replies were the puzzle with a word "
+                                  "changed ('Turn right' -> 'Turn left') and one was broken, as before; words got "
+                                  "glued ('feltcheap') to slip past the ban, and every such reply costs dev calls"),
     "optimizer_variant_strict_echo": ("earlier variant: the same, but words every exemplar shares (the task's own "
                                       "question) counted as copying an exemplar"),
     "optimizer_variant_no_avoid": "earlier variant: the same, without the prompts already tried",

@@ -12,8 +12,9 @@ exact McNemar p (:mod:`gpo_core.stats`). Goal (issue 14): the final prompt beats
 significantly (p < 0.05, more fixed than broken) on at least 3 tasks.
 
 Tasks: the sample tasks whose conventions only an instruction conveys (``sample_tasks/``) and
-the six BIG-Bench Hard tasks of the quality benchmark, read in place from ``../shared/data/bbh``
-(never copied). Every run folder is kept under ``--work``; a finished run is not run again
+the six BIG-Bench Hard tasks of the quality benchmark, named ``bbh/<task>`` and read in place
+from ``../shared/data/bbh`` (never copied; ``object_counting`` alone is the generated sample task
+of that name, not BBH's). Every run folder is kept under ``--work``; a finished run is not run again
 and an interrupted one is resumed (``--resume``), so the script can be stopped and restarted.
 Results are rewritten after every run: ``offline_quality.md`` (table), ``.json`` (rows,
 settings, machine) and ``.png`` (chart, when plotly's kaleido finds Chromium).
@@ -22,6 +23,7 @@ Usage (from the repository root)::
 
     python benchmarks/offline_quality.py                                   # everything, hours of CPU
     python benchmarks/offline_quality.py --tasks review_sentiment --seeds 0 --steps 1
+    python benchmarks/offline_quality.py --tasks bbh/sports_understanding,bbh/navigate --seeds 0
 """
 
 from __future__ import annotations
@@ -55,14 +57,19 @@ ALPHA = 0.05
 
 
 def task_path(name: str) -> Path:
-    """A sample task folder by name, else a BBH task folder (relative to the repo root)."""
-    sample = REPO / "sample_tasks" / name
-    return sample if sample.exists() else (REPO / BBH_DIR / name)
+    """The task folder of ``name``: "bbh/<task>" is a BIG-Bench Hard task (``BBH_DIR``, relative
+    to the repo root), any other name a folder of ``sample_tasks/``. Three sample tasks share a
+    BBH task's name (object_counting, boolean_expressions, word_sorting: generated look-alikes,
+    not BBH), so the prefix is required. Raises ValueError for a folder that does not exist."""
+    path = REPO / BBH_DIR / name.removeprefix("bbh/") if name.startswith("bbh/") else REPO / "sample_tasks" / name
+    if not path.is_dir():
+        raise ValueError(f"--tasks: no task folder {path} for {name!r} (BBH tasks are written bbh/<name>)")
+    return path
 
 
 def run_one(name: str, seed: int, a: argparse.Namespace, work: Path) -> dict:
     """Run (or resume, or reuse) one GPO run; returns its row."""
-    out = work / "runs" / (f"{name}-seed{seed}" + (f"-fb{a.feedback}" if a.feedback else "")
+    out = work / "runs" / (f"{name.replace('/', '-')}-seed{seed}" + (f"-fb{a.feedback}" if a.feedback else "")
                            + (f"-t{a.test_size}" if a.test_size != APP_TEST_SIZE else ""))
     done = (out / "final_prompt.txt").exists()
     seconds = 0.0
@@ -191,7 +198,8 @@ def chart(rows: list[dict], path: Path) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tasks", default=",".join(SAMPLE_TASKS + BBH_TASKS))
+    ap.add_argument("--tasks", default=",".join(SAMPLE_TASKS + tuple(f"bbh/{t}" for t in BBH_TASKS)),
+                    help="comma-separated: sample task folder names, and bbh/<name> for BIG-Bench Hard tasks")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--candidates", type=int, default=QUICK_OPT.candidates)
@@ -207,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
                          f"{QUICK_OPT.failure_feedback}): N wrong dev examples of the current prompt with the task "
                          "model's answers in each meta-prompt; 0 for the paper setting")
     a = ap.parse_args(argv)
+    for name in a.tasks.split(","):
+        try:
+            task_path(name)
+        except ValueError as e:
+            ap.error(str(e))
     work, out = Path(a.work), Path(a.out)
     work.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -226,13 +226,13 @@ class ModelPreset:
 #: Embedded model presets by name (benchmarks/embedded_optimizer.py measured them; the
 #: default is the fastest task model with which GPO measurably improves the sample tasks).
 MODEL_PRESETS: dict[str, ModelPreset] = {
-    # step_seconds: benchmarks/embedded_optimizer.py, one step of the app's sizes (4 candidates x 12 dev examples,
-    # the chosen prompt on 12 test) on review_sentiment, 2 CPU cores shared with 4 other jobs (load 7.1 and 6.2:
-    # upper figures; the token speeds measured there put an idle step of "capable" at about 2 minutes).
+    # step_seconds: benchmarks/embedded_optimizer.py --parts step, one step of the app's sizes (4 candidates x 12
+    # dev examples, failure feedback 3, the chosen prompt on 12 test) on review_sentiment, 2 idle CPU cores
+    # (2026-11-22; loaded by 4 other jobs, load 6-7, the same step took 210 s and 297 s).
     "fast": ModelPreset("fast", "Fast", task_model=SMOLLM2_135M, optimizer_model=QWEN_CODER_1_5B,
-                        step_seconds=210.0, measured="2 CPU cores at load 7.1, 4 candidates x 12 dev + 12 test"),
+                        step_seconds=87.0, measured="2 idle CPU cores, 4 candidates x 12 dev + 12 test"),
     "capable": ModelPreset("capable", "Capable", task_model=QWEN_CODER_1_5B, optimizer_model=QWEN_CODER_1_5B,
-                           step_seconds=297.0, measured="2 CPU cores at load 6.2, 4 candidates x 12 dev + 12 test"),
+                           step_seconds=83.0, measured="2 idle CPU cores, 4 candidates x 12 dev + 12 test"),
 }
 DEFAULT_MODEL_PRESET = "capable"
 
