@@ -5,6 +5,7 @@ file, and the optimizer's reply grammar for embedded models only."""
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -199,6 +200,35 @@ def test_a_prompt_to_avoid_is_avoided_with_or_without_its_full_stop():
     req = optimizer_request(settings, "meta", 0, ["Label the ticket.", "Label  the Ticket", "Be brief!"])
     assert req.avoid == ("be brief", "label the ticket")
     assert avoid_key(" label the ticket. ") in req.avoid and avoid_key("Label the ticket") in req.avoid
+
+
+class _ByteLlama:
+    """A stand-in for ``llama_cpp.Llama`` whose tokens are bytes (for the logits processor)."""
+
+    def n_vocab(self) -> int:
+        return 256
+
+    def detokenize(self, ids) -> bytes:
+        return bytes(int(i) for i in ids)
+
+
+def test_a_long_reply_still_may_not_end_on_a_prompt_to_avoid():
+    # the bug: the processor read only the last 256 tokens, so once a reply (long prompts may
+    # grow to 400 words under the grammar) was longer, the open tag fell out of view and the
+    # model could close its tags on a prompt already tried
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("llama_cpp")
+    from gpo_core.models.local_llama import AVOID_PENALTY, _avoid_processor, _Shared
+
+    tried = " ".join(["Label the ticket with its code."] * 12)  # 72 words, 384 characters
+    request = ChatRequest.user("meta", max_tokens=600, grammar=LAYOUTS["gpo"].reply_grammar(400), avoid=(tried,))
+    processor = _avoid_processor(_ByteLlama(), _Shared(Path("m.gguf"), 4096), request)
+    assert processor is not None
+    prompt = b"x" * 500
+    for reply, penalized in ((tried, True), (tried[:-10], False)):
+        ids = np.frombuffer(prompt + f"<START>{reply}".encode(), dtype=np.uint8).astype(np.int64)
+        scores = processor(ids, np.zeros(256, dtype=np.float32))
+        assert bool(scores[ord("<")] == -AVOID_PENALTY) is penalized and scores[ord("a")] == 0
 
 
 def test_the_prompts_to_avoid_are_part_of_the_cache_key():

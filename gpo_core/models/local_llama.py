@@ -176,9 +176,10 @@ def _avoid_processor(llm: Any, sh: _Shared, request: ChatRequest) -> Any:
     if sh.closing_ids is None:
         sh.closing_ids = np.array([i for i in range(llm.n_vocab()) if b"<" in llm.detokenize([i])], dtype=np.int64)
     avoid, closing = frozenset(avoid_key(a) for a in request.avoid), sh.closing_ids
+    window = int(request.max_tokens) + 64  # the whole reply, open tag included, whatever its length
 
     def penalize_repeats(input_ids: Any, scores: Any) -> Any:
-        tail = llm.detokenize(list(input_ids[-256:])).decode("utf-8", errors="ignore")
+        tail = llm.detokenize(list(input_ids[-window:])).decode("utf-8", errors="ignore")
         at = tail.rfind(open_tag)
         if at >= 0 and avoid_key(tail[at + len(open_tag):]) in avoid:
             scores[closing] -= AVOID_PENALTY
