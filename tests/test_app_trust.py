@@ -469,7 +469,7 @@ def test_early_stopping_stops_automatic_steps_and_says_why(tmp_path):
     session = studio.runs.session
     assert len(session.state.decided_steps) == 1 and session.stop_note
     note = session.stop_note[:1].upper() + session.stop_note[1:]
-    assert any(t.startswith("Ran 1 steps automatically.") and note in t for t in texts(at.success)), texts(at.success)
+    assert any(t.startswith("Ran 1 step automatically.") and note in t for t in texts(at.success)), texts(at.success)
     assert any(t.startswith(note) and "Every finished step is kept" in t for t in texts(at.info))
 
 

@@ -175,6 +175,14 @@ def test_a_reload_after_the_job_ended_and_was_shown_still_shows_its_outcome(tmp_
     assert "Ran 3 steps automatically." not in texts(at.success)
 
 
+def test_one_automatic_step_is_said_in_the_singular(tmp_path):
+    # seen on a screenshot: "Ran 1 steps automatically."
+    studio = _slow_studio(tmp_path)
+    assert studio.actions.submit_run_auto(1).label == "Running 1 step automatically…"
+    wait_idle(studio)
+    assert studio.actions.collect_outcome().text == "Ran 1 step automatically."
+
+
 def test_another_browser_cannot_silently_take_a_run_that_is_working(tmp_path):
     first = _slow_studio(tmp_path)
     first.actions.submit_run_auto(3)

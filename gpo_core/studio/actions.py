@@ -216,9 +216,9 @@ class RunActions:
 
         def describe(done: list[StepRecord]) -> str:
             why = f" {stop_notes[-1][:1].upper()}{stop_notes[-1][1:]}." if stop_notes else ""
-            return f"Ran {len(done)} steps automatically.{why}"
+            return f"Ran {len(done)} step{'' if len(done) == 1 else 's'} automatically.{why}"
 
-        return self._submit("auto", f"Running {n} steps automatically…", work, describe)
+        return self._submit("auto", f"Running {n} step{'' if n == 1 else 's'} automatically…", work, describe)
 
     def submit_seeds(self, seeds: list[int]) -> Job:
         """Repeat the open run once per seed, in the background (issue 11, item 8): each seed is
