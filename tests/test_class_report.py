@@ -63,6 +63,7 @@ def test_which_tasks_are_label_tasks():
     assert not is_label_task("yes_no", ["yes"], metric="regex")  # another metric scores something else
     assert is_label_task("exact_match", ["pos", "neg", "Pos."])
     assert not is_label_task("exact_match", [f"label {i}" for i in range(21)])
+    assert not is_label_task("exact_match", ["2001-03-04", "1999-12-31", "2010-07-01"])  # no label repeats
     assert majority_baseline(["Pos", "neg", "pos."], "exact_match") == ("pos", 2, 3)
 
 
@@ -106,6 +107,35 @@ def test_results_page_shows_no_report_for_a_number_task(tmp_path):
     no_exception(at)
     assert not any("majority-class baseline" in t for t in texts(at.caption))
     assert not any("recall %" in d.value.columns for d in at.dataframe)
+
+
+def test_an_exact_match_task_whose_answers_all_differ_gets_no_majority_baseline(tmp_path):
+    # seen on a screenshot of a date_normalization run: "Majority-class baseline: 8% [1–35%]
+    # (always '2000-02-18', 1 of 12) on dev." Twelve different dates are answers, not classes.
+    import datetime
+
+    day = datetime.date(2000, 1, 1)
+    lines = ["sentence,date"] + [f"It happened {k} days after new year 2000.,{day + datetime.timedelta(days=k)}"
+                                 for k in range(30)]
+    studio = make_studio(tmp_path)
+    studio.tasks.preview_upload(("\n".join(lines) + "\n").encode(), "dates.csv")
+    studio.tasks.load_upload("sentence", "date", answer_type="exact_match")
+    studio.tasks.update_splits(dev_size=12, test_size=12, seed=0)
+    started_run(studio, steps=2, candidates=2)
+    assert class_report_view.dev_baseline(studio.runs.session.state) is None
+    for page in ("pages/optimize.py", "pages/results.py"):
+        at = app_for(studio, page)
+        no_exception(at)
+        assert not any("ajority-class baseline" in t for t in texts(at.caption)), page
+
+
+def test_the_splits_of_one_label_run_share_one_verdict():
+    from gpo_core.metrics.class_report import baselines_by_split
+
+    # 6 test sums may all differ while the task's labels repeat: both splits get a baseline
+    found = baselines_by_split({"dev": ["3", "4", "4", "5"], "test": ["2", "3", "4", "5", "6", "7"]}, "exact_match")
+    assert set(found) == {"dev", "test"} and "always '4'" in found["dev"]
+    assert baselines_by_split({"dev": ["2001-03-04"], "test": ["1999-12-31", "2010-07-01"]}, "exact_match") == {}
 
 
 def test_numeric_labels_sort_by_value_and_undefined_scores_show_a_dash():

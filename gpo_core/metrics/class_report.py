@@ -51,7 +51,8 @@ def _pred(answer: Any, answer_type: str) -> str | None:
 
 def is_label_task(answer_type: str, targets: Iterable[str], metric: str = "") -> bool:
     """Whether a report makes sense: ``answer_type`` in :data:`LABEL_TYPES`, or exact_match
-    with 2..:data:`MAX_LABELS` distinct normalized ``targets``; and ``metric`` (the run's
+    with 2..:data:`MAX_LABELS` distinct normalized ``targets``, one of them repeated (12
+    different dates are answers, not classes); and ``metric`` (the run's
     ``OptimizerSettings.metric``) is "" or the answer type itself (any other metric scores
     something other than the label). Never raises."""
     if metric not in ("", answer_type):
@@ -60,8 +61,10 @@ def is_label_task(answer_type: str, targets: Iterable[str], metric: str = "") ->
         return True
     if answer_type != "exact_match":
         return False
-    labels = {g for g in (_gold(t, answer_type) for t in targets) if g is not None}
-    return 2 <= len(labels) <= MAX_LABELS
+    golds = [g for g in (_gold(t, answer_type) for t in targets) if g is not None]
+    labels = set(golds)
+    # a label repeats: 12 dev dates, each different, are answers, not classes
+    return 2 <= len(labels) <= MAX_LABELS and len(labels) < len(golds)
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,17 @@ def majority_baseline(targets: Iterable[str], answer_type: str) -> tuple[str, in
 
 def baselines_by_split(targets_by_split: Mapping[str, Sequence[str]], answer_type: str,
                        metric: str = "") -> dict[str, str]:
-    """Split name -> its :func:`baseline_text` line, for each split whose targets make a label
-    task (:func:`is_label_task` with ``metric``, "" = the answer type's rule); {} for other
-    tasks. For the prompt x model matrix, where each split's accuracies get the baseline."""
+    """Split name -> its :func:`baseline_text` line for every non-empty split when the splits'
+    targets together make a label task (:func:`is_label_task` with ``metric``, "" = the answer
+    type's rule; decided once, so every split gets the same verdict); {} for other tasks. For
+    the prompt x model matrix, where each split's accuracies get the baseline."""
     out: dict[str, str] = {}
+    every = [str(t) for targets in targets_by_split.values() for t in targets]
+    if not every or not is_label_task(answer_type, every, metric):
+        return out
     for split, targets in targets_by_split.items():
         texts = [str(t) for t in targets]
-        if texts and is_label_task(answer_type, texts, metric):
+        if texts:
             found = majority_baseline(texts, answer_type)
             if found is not None:
                 out[split] = baseline_text(*found)

@@ -13,9 +13,20 @@ from __future__ import annotations
 from gpo_core.metrics.class_report import ClassReport, class_report, is_label_task
 from gpo_core.optimizer.session import GPOSession
 from gpo_core.runs.final import candidates_by_id, records_key
+from gpo_core.runs.records import RunState
 from gpo_core.stats import Proportion, record_score
 
-__all__ = ["final_class_reports", "class_report_lines"]
+__all__ = ["final_class_reports", "class_report_lines", "is_label_run"]
+
+
+def is_label_run(state: RunState) -> bool:
+    """Whether the run's task is a label task (:func:`~gpo_core.metrics.class_report.is_label_task`
+    with the run's metric), decided once over the targets of all its splits (train, dev,
+    test): 6 test sums may all differ while the task's labels repeat, and every split of one
+    run gets the same verdict."""
+    targets = [str(e.get("target", "")) for split in ("train", "dev", "test")
+               for e in state.splits.get(split) or [] if isinstance(e, dict)]
+    return is_label_task(state.task.answer_type, targets, state.settings.optimizer.metric)
 
 
 def _md(text: str) -> str:
@@ -32,8 +43,7 @@ def final_class_reports(session: GPOSession) -> list[tuple[str, ClassReport, Pro
     out = []
     for split in ("dev", "test"):
         records = session.records(records_key(s, entry, split, cands), split)
-        if not records or not is_label_task(s.task.answer_type, [str(r.get("target", "")) for r in records],
-                                            s.settings.optimizer.metric):
+        if not records or not is_label_run(s):
             continue
         report = class_report(records, s.task.answer_type)
         answered = [r for r in records if not r.get("error")]

@@ -16,23 +16,21 @@ from gpo_core.metrics.class_report import (
     ClassReport,
     baseline_text,
     class_report,
-    is_label_task,
     majority_baseline,
 )
 from gpo_core.runs.records import RunState
+from gpo_core.runs.report_classes import is_label_run
 
 __all__ = ["classes_frame", "dev_baseline", "dev_baseline_caption", "matrix_figure", "report_of"]
 
 
 def report_of(state: RunState, records: Sequence[Mapping[str, Any]]) -> ClassReport | None:
     """The report of one prompt's ``records`` (dicts) in the run ``state``, or None when the
-    task is not a label task (:func:`gpo_core.metrics.class_report.is_label_task`: its answer
-    type, the run's metric, the records' targets) or nothing is scored."""
-    answer_type = state.task.answer_type
-    if not records or not is_label_task(answer_type, [str(r.get("target", "")) for r in records],
-                                        state.settings.optimizer.metric):
+    task is not a label task (:func:`gpo_core.runs.report_classes.is_label_run`: its answer
+    type, the run's metric, the targets of all its splits) or nothing is scored."""
+    if not records or not is_label_run(state):
         return None
-    return class_report(records, answer_type)
+    return class_report(records, state.task.answer_type)
 
 
 def dev_baseline(state: RunState) -> str | None:
@@ -40,10 +38,9 @@ def dev_baseline(state: RunState) -> str | None:
     targets, or None when the task is not a label task or dev is empty. For the line under the
     dev accuracy on the Optimize page (no records read)."""
     targets = [str(e.get("target", "")) for e in state.splits.get("dev") or [] if isinstance(e, Mapping)]
-    answer_type = state.task.answer_type
-    if not targets or not is_label_task(answer_type, targets, state.settings.optimizer.metric):
+    if not targets or not is_label_run(state):
         return None
-    found = majority_baseline(targets, answer_type)
+    found = majority_baseline(targets, state.task.answer_type)
     return None if found is None else baseline_text(*found)
 
 
