@@ -38,12 +38,14 @@ def final_class_reports(session: GPOSession) -> list[tuple[str, ClassReport, Pro
     records exist); accuracy: mean score of the answered records (the run's own measure);
     [] for a task that is not a label task."""
     s = session.state
+    if not is_label_run(s):  # decided once for the run, before any records are read
+        return []
     entry = session.final_comparison().entry
     cands = candidates_by_id(s)
     out = []
     for split in ("dev", "test"):
         records = session.records(records_key(s, entry, split, cands), split)
-        if not records or not is_label_run(s):
+        if not records:
             continue
         report = class_report(records, s.task.answer_type)
         answered = [r for r in records if not r.get("error")]
